@@ -1,0 +1,171 @@
+// GGUF files (https://github.com/ggml-org/ggml/blob/master/docs/gguf.md),
+// versions 2 and 3: a header, typed key/value metadata, a table of tensor
+// infos, then the aligned tensor data.
+//
+// gguf::File maps a file read-only and validates everything before use:
+// every offset and size lies inside the file, no count or size overflows,
+// every tensor type is known and its byte size matches its shape. A truncated,
+// corrupt or hostile file throws hai::Error naming the file and the problem;
+// it never crashes and never reads out of bounds. Tensor data is used in place
+// from the mapping (no copy).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "engine/quant/types.h"
+
+namespace hai::gguf {
+
+// Metadata value types, numbered as in the file format.
+enum class ValueType : uint32_t {
+  UINT8 = 0,
+  INT8 = 1,
+  UINT16 = 2,
+  INT16 = 3,
+  UINT32 = 4,
+  INT32 = 5,
+  FLOAT32 = 6,
+  BOOL = 7,
+  STRING = 8,
+  ARRAY = 9,
+  UINT64 = 10,
+  INT64 = 11,
+  FLOAT64 = 12,
+};
+
+std::string_view value_type_name(ValueType t);
+
+// One metadata value. Integers are held widened (unsigned in `u`, signed in
+// `i`), floats as double; `type` remembers the type in the file so a writer
+// can write it back unchanged.
+struct Value {
+  ValueType type = ValueType::UINT8;
+  ValueType elem_type = ValueType::UINT8;  // arrays: the element type
+  std::variant<uint64_t, int64_t, double, bool, std::string, std::vector<Value>> v;
+
+  bool is_int() const;     // any integer type
+  bool is_float() const;   // FLOAT32 / FLOAT64
+  bool is_string() const { return type == ValueType::STRING; }
+  bool is_array() const { return type == ValueType::ARRAY; }
+
+  // Checked accessors: throw hai::Error (naming `what`, usually the key) when
+  // the value has another type or does not fit.
+  int64_t as_int(std::string_view what = "value") const;     // any integer type (uint64 > INT64_MAX throws)
+  uint64_t as_uint(std::string_view what = "value") const;   // any non-negative integer
+  double as_float(std::string_view what = "value") const;    // floats and integers
+  bool as_bool(std::string_view what = "value") const;
+  const std::string& as_string(std::string_view what = "value") const;
+  const std::vector<Value>& as_array(std::string_view what = "value") const;
+
+  static Value make_uint(ValueType t, uint64_t x);
+  static Value make_int(ValueType t, int64_t x);
+  static Value make_float(ValueType t, double x);
+  static Value make_bool(bool b);
+  static Value make_string(std::string s);
+  static Value make_array(ValueType elem_type, std::vector<Value> items);
+};
+
+// One tensor of the file. `shape` is in ggml order: shape[0] is the number of
+// values in a row (the fastest-varying dimension).
+struct TensorInfo {
+  std::string name;
+  std::vector<int64_t> shape;
+  GgmlType type = GgmlType::F32;
+  uint64_t offset = 0;           // relative to the start of the data section
+  const uint8_t* data = nullptr;  // points into the mapping
+  size_t nbytes = 0;
+
+  int64_t n_elements() const;
+};
+
+class File {
+ public:
+  // Maps and parses `path`. Throws hai::Error("PATH: ...") on any problem.
+  static File open(const std::string& path);
+  // Parses a buffer that the caller keeps alive (used by the fuzzer and tests).
+  // `name` is used in error messages.
+  static File parse(const uint8_t* data, size_t size, std::string name = "<buffer>");
+
+  File(File&&) noexcept;
+  File& operator=(File&&) noexcept;
+  ~File();
+
+  const std::string& path() const { return path_; }
+  uint32_t version() const { return version_; }
+  size_t alignment() const { return alignment_; }
+  size_t data_offset() const { return data_offset_; }
+  size_t file_size() const { return size_; }
+
+  // Metadata in file order.
+  const std::vector<std::pair<std::string, Value>>& metadata() const { return kv_; }
+  const Value* find(std::string_view key) const;  // nullptr if absent
+  bool has(std::string_view key) const { return find(key) != nullptr; }
+  // Typed getters: throw hai::Error naming the key if it is absent or has the
+  // wrong type; the *_or forms return `def` when the key is absent.
+  const Value& get(std::string_view key) const;
+  std::string get_string(std::string_view key) const;
+  std::string get_string_or(std::string_view key, std::string def) const;
+  int64_t get_int(std::string_view key) const;
+  int64_t get_int_or(std::string_view key, int64_t def) const;
+  double get_float(std::string_view key) const;
+  double get_float_or(std::string_view key, double def) const;
+  bool get_bool_or(std::string_view key, bool def) const;
+  std::vector<std::string> get_string_array(std::string_view key) const;
+  std::vector<float> get_float_array(std::string_view key) const;
+  std::vector<int64_t> get_int_array(std::string_view key) const;
+
+  const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  const TensorInfo* find_tensor(std::string_view name) const;  // nullptr if absent
+  const TensorInfo& tensor(std::string_view name) const;       // throws if absent
+
+ private:
+  File() = default;
+  void parse_all();
+
+  std::string path_;
+  const uint8_t* base_ = nullptr;
+  size_t size_ = 0;
+  void* map_ = nullptr;  // non-null when we own an mmap
+  uint32_t version_ = 0;
+  size_t alignment_ = 32;
+  size_t data_offset_ = 0;
+  std::vector<std::pair<std::string, Value>> kv_;
+  std::unordered_map<std::string, size_t> kv_index_;
+  std::vector<TensorInfo> tensors_;
+  std::unordered_map<std::string, size_t> tensor_index_;
+};
+
+// Writes a GGUF v3 file. Metadata keeps insertion order; tensors are written
+// aligned to `general.alignment` (default 32). The file is written to a
+// temporary name and renamed into place, so a killed process leaves no
+// half-written OUT.
+class Writer {
+ public:
+  void set(std::string key, Value value);  // replaces an existing key in place
+  void remove(std::string_view key);
+  // `data` must hold row_size(type, shape[0]) * rows bytes and stay alive
+  // until write() returns.
+  void add_tensor(std::string name, GgmlType type, std::vector<int64_t> shape, const void* data, size_t nbytes);
+  void write(const std::string& path) const;
+
+ private:
+  struct PendingTensor {
+    std::string name;
+    GgmlType type;
+    std::vector<int64_t> shape;
+    const void* data;
+    size_t nbytes;
+  };
+  std::vector<std::pair<std::string, Value>> kv_;
+  std::vector<PendingTensor> tensors_;
+};
+
+}  // namespace hai::gguf

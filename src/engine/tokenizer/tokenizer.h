@@ -1,0 +1,83 @@
+// Text <-> token ids, exactly as the reference tokenizers do it.
+//
+// Three algorithms, chosen by `tokenizer.ggml.model`:
+//   "llama" — SentencePiece-style BPE over scores, with byte fallback;
+//   "gpt2"  — byte-level BPE over merges, with the pre-tokenizer (regex split)
+//             chosen by `tokenizer.ggml.pre`;
+//   "bert"  — WordPiece.
+// A Tokenizer is built from a GGUF file's tokenizer.ggml.* metadata or from a
+// Hugging Face tokenizer.json; both fill the same Vocab.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hai::gguf {
+class File;
+}
+
+namespace hai {
+
+using TokenId = int32_t;
+
+// Token attributes as in tokenizer.ggml.token_type.
+enum class TokenType : int32_t {
+  UNDEFINED = 0,
+  NORMAL = 1,
+  UNKNOWN = 2,
+  CONTROL = 3,
+  USER_DEFINED = 4,
+  UNUSED = 5,
+  BYTE = 6,
+};
+
+struct Vocab {
+  std::string model;  // "llama", "gpt2", "bert"
+  std::string pre;    // pre-tokenizer name for gpt2 ("default" if absent)
+  std::vector<std::string> tokens;
+  std::vector<float> scores;        // may be empty
+  std::vector<TokenType> types;     // may be empty (all NORMAL)
+  std::vector<std::string> merges;  // "a b" pairs, gpt2 only
+  TokenId bos = -1, eos = -1, eot = -1, unk = -1, pad = -1, sep = -1, cls = -1, mask = -1;
+  std::vector<TokenId> eog;  // end-of-generation ids (eos, eot, <|im_end|>, ...)
+  bool add_bos = false;
+  bool add_eos = false;
+  bool add_space_prefix = true;  // llama/SentencePiece: prepend "▁"
+};
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+
+  // Throws hai::Error naming the key or file if the vocabulary is missing,
+  // inconsistent or of an unknown model / pre-tokenizer.
+  static std::unique_ptr<Tokenizer> from_gguf(const gguf::File& file);
+  static std::unique_ptr<Tokenizer> from_vocab(Vocab vocab);
+  static std::unique_ptr<Tokenizer> from_hf_json(const std::string& path);
+
+  // add_special: add BOS/EOS (and CLS/SEP for bert) as the vocabulary asks.
+  // parse_special: text like "<|im_start|>" becomes its special token id;
+  // otherwise it is tokenized as plain text.
+  // Invalid UTF-8 in `text` throws hai::Error.
+  virtual std::vector<TokenId> encode(std::string_view text, bool add_special, bool parse_special) const = 0;
+
+  // The bytes of one token as text (byte tokens <0xNN> become that byte;
+  // "▁" becomes a space for SentencePiece, byte-level BPE is unmapped).
+  virtual std::string token_to_piece(TokenId id, bool render_special = true) const = 0;
+  // Concatenated pieces, with the leading space of the first SentencePiece
+  // token removed when the vocabulary adds one. Ids out of range throw.
+  virtual std::string decode(const std::vector<TokenId>& ids, bool render_special = true) const = 0;
+
+  const Vocab& vocab() const { return vocab_; }
+  int32_t n_vocab() const { return static_cast<int32_t>(vocab_.tokens.size()); }
+  bool is_eog(TokenId id) const;
+
+ protected:
+  explicit Tokenizer(Vocab v) : vocab_(std::move(v)) {}
+  Vocab vocab_;
+};
+
+}  // namespace hai
