@@ -8,10 +8,19 @@
 // corrupt or hostile file throws hai::Error naming the file and the problem;
 // it never crashes and never reads out of bounds. Tensor data is used in place
 // from the mapping (no copy).
+//
+// Decisions where the spec is silent: tensors may come in any order and with
+// gaps between them, but their data must not overlap (ggml never writes
+// overlapping tensors, and a copy tensor-by-tensor would change their
+// meaning); every dimension is >= 1; 1 <= n_dims <= 4; names are non-empty
+// UTF-8 of at most 64 bytes; general.alignment is a power of two; metadata
+// keys are non-empty, valid UTF-8 and unique (string values are not checked:
+// token strings need not be UTF-8).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -23,6 +32,20 @@
 #include "engine/quant/types.h"
 
 namespace hai::gguf {
+
+// Limits the reader enforces.
+constexpr size_t kDefaultAlignment = 32;  // when general.alignment is absent
+constexpr uint32_t kMaxDims = 4;          // GGML_MAX_DIMS
+constexpr size_t kMaxTensorName = 64;     // bytes (GGML_MAX_NAME in the spec)
+constexpr int kMaxArrayDepth = 8;         // arrays of arrays of ... (bounds recursion)
+// Metadata array elements in one file, all arrays together. A parsed element
+// takes ~50 bytes of memory against 1 in the file, so this bounds what a
+// hostile file can make us allocate; real vocabularies have < 1M.
+constexpr uint64_t kMaxArrayElements = uint64_t{1} << 23;
+
+// True if `s` is well-formed UTF-8 (no overlong forms, surrogates or code
+// points above U+10FFFF). Metadata keys and tensor names must be.
+bool valid_utf8(std::string_view s);
 
 // Metadata value types, numbered as in the file format.
 enum class ValueType : uint32_t {
@@ -154,7 +177,17 @@ class Writer {
   // `data` must hold row_size(type, shape[0]) * rows bytes and stay alive
   // until write() returns.
   void add_tensor(std::string name, GgmlType type, std::vector<int64_t> shape, const void* data, size_t nbytes);
+  // Streaming form: `produce` is called once during write(), in tensor order,
+  // and must fill exactly `out.size()` (= the tensor's byte size) bytes. Only
+  // one tensor's bytes are held at a time, so a large model can be converted
+  // without holding the whole output in memory.
+  using Producer = std::function<void(std::vector<uint8_t>& out)>;
+  void add_tensor(std::string name, GgmlType type, std::vector<int64_t> shape, Producer produce);
+  // Throws hai::Error naming `path` if it cannot be written (the temporary
+  // file is removed).
   void write(const std::string& path) const;
+
+  size_t n_tensors() const { return tensors_.size(); }
 
  private:
   struct PendingTensor {
@@ -163,7 +196,9 @@ class Writer {
     std::vector<int64_t> shape;
     const void* data;
     size_t nbytes;
+    Producer produce;  // set instead of data for streamed tensors
   };
+  void check_new_tensor(const std::string& name, GgmlType type, const std::vector<int64_t>& shape, size_t* nbytes) const;
   std::vector<std::pair<std::string, Value>> kv_;
   std::vector<PendingTensor> tensors_;
 };
