@@ -1,0 +1,228 @@
+// hai kb: knowledge bases (create, add, ls, rm, search, ask, drop).
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "cli/command.h"
+#include "engine/common/error.h"
+#include "kb/knowledge_base.h"
+
+namespace {
+
+using hai::kb::KnowledgeBase;
+
+struct KbArgs {
+  std::string data_dir;
+  std::string name;
+  std::vector<std::string> paths;
+  std::string doc;
+  std::string query;
+  int top = 5;
+  bool json = false;
+  int chunk_size = 800;
+  int overlap = 150;
+  std::vector<std::string> filter_docs, filter_types;
+  std::string after, before;
+};
+
+std::string DataDir(const KbArgs& a) { return a.data_dir.empty() ? hai::kb::DefaultDataDir() : a.data_dir; }
+
+nlohmann::json HitJson(const hai::kb::Hit& h) {
+  nlohmann::json j = {{"doc", h.doc},         {"chunk", h.chunk_id}, {"text", h.text},    {"score", h.score},
+                      {"path", h.path},       {"type", h.type},      {"heading", h.heading},
+                      {"start", h.start},     {"end", h.end}};
+  j["page"] = h.page > 0 ? nlohmann::json(h.page) : nlohmann::json(nullptr);
+  if (h.row > 0) j["row"] = h.row;
+  return j;
+}
+
+std::string Location(const hai::kb::Hit& h) {
+  std::string s = h.doc;
+  if (h.page > 0) s += ", page " + std::to_string(h.page);
+  if (h.row > 0) s += ", row " + std::to_string(h.row);
+  if (!h.heading.empty()) s += ", " + h.heading;
+  return s;
+}
+
+std::string Excerpt(const std::string& text, size_t max_chars) {
+  // Cut at a code point boundary.
+  size_t n = 0, i = 0;
+  for (; i < text.size(); ++i) {
+    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
+      if (n == max_chars) break;
+      ++n;
+    }
+  }
+  std::string s = text.substr(0, i);
+  for (char& c : s)
+    if (c == '\n') c = ' ';
+  return i < text.size() ? s + "..." : s;
+}
+
+hai::kb::SearchOptions Options(const KbArgs& a) {
+  hai::kb::SearchOptions o;
+  o.top_k = a.top;
+  o.docs = a.filter_docs;
+  o.types = a.filter_types;
+  o.after = a.after;
+  o.before = a.before;
+  return o;
+}
+
+void AddFilters(CLI::App* sub, KbArgs* a) {
+  sub->add_option("--top,-k", a->top, "number of passages")->check(CLI::PositiveNumber);
+  sub->add_option("--doc", a->filter_docs, "only this document (file name or path; repeatable)");
+  sub->add_option("--type", a->filter_types, "only documents of this type: txt md html pdf docx csv xlsx")
+      ->check(CLI::IsMember({"txt", "md", "html", "pdf", "docx", "csv", "xlsx"}));
+  sub->add_option("--after", a->after, "only documents modified on or after YYYY-MM-DD");
+  sub->add_option("--before", a->before, "only documents modified before YYYY-MM-DD");
+  sub->add_flag("--json", a->json, "print JSON");
+}
+
+hai::cli::Register reg([](CLI::App& app) {
+  auto a = std::make_shared<KbArgs>();
+  auto* kb = app.add_subcommand("kb", "knowledge bases: ingest documents, search them, answer with citations");
+  kb->require_subcommand(1);
+  kb->add_option("--data-dir", a->data_dir, "data directory (default $HAI_HOME or ~/.hai)");
+  kb->fallthrough();
+
+  auto* create = kb->add_subcommand("create", "create an empty knowledge base");
+  create->add_option("name", a->name, "knowledge base name")->required();
+  create->add_option("--chunk-size", a->chunk_size, "maximum characters per chunk (default 800)");
+  create->add_option("--overlap", a->overlap, "characters of overlap between chunks (default 150)");
+  create->callback([a] {
+    hai::kb::ChunkerOptions c;
+    c.size = a->chunk_size;
+    c.overlap = a->overlap;
+    KnowledgeBase::Create(DataDir(*a), a->name, c);
+    std::printf("created knowledge base '%s'\n", a->name.c_str());
+  });
+
+  auto* drop = kb->add_subcommand("drop", "delete a knowledge base and everything in it");
+  drop->add_option("name", a->name, "knowledge base name")->required();
+  drop->callback([a] {
+    KnowledgeBase::Drop(DataDir(*a), a->name);
+    std::printf("dropped knowledge base '%s'\n", a->name.c_str());
+  });
+
+  auto* add = kb->add_subcommand("add", "add files and folders (recursively) to a knowledge base");
+  add->add_option("name", a->name, "knowledge base name")->required();
+  add->add_option("paths", a->paths, "files or folders")->required();
+  add->add_flag("--json", a->json, "print one JSON object per file");
+  add->callback([a] {
+    auto k = KnowledgeBase::Open(DataDir(*a), a->name);
+    int failed = 0, ok = 0;
+    k->Add(a->paths, [&](const hai::kb::AddResult& r) {
+      if (r.status == hai::kb::AddResult::kFailed) ++failed;
+      if (r.status != hai::kb::AddResult::kFailed && r.status != hai::kb::AddResult::kSkipped) ++ok;
+      if (a->json) {
+        nlohmann::json j = {{"path", r.path}, {"status", hai::kb::StatusName(r.status)}, {"chunks", r.chunks}};
+        if (!r.message.empty()) j["error"] = r.message;
+        std::printf("%s\n", j.dump().c_str());
+      } else if (r.status == hai::kb::AddResult::kFailed || r.status == hai::kb::AddResult::kSkipped) {
+        std::fprintf(stderr, "hai: %s %s: %s\n", r.status == hai::kb::AddResult::kFailed ? "error:" : "skipped",
+                     r.path.c_str(), r.message.c_str());
+      } else {
+        std::printf("%-9s %s (%lld chunks)\n", hai::kb::StatusName(r.status), r.path.c_str(),
+                    static_cast<long long>(r.chunks));
+      }
+      std::fflush(stdout);
+    });
+    // Some files failed: report it in the exit code, but the rest is in.
+    if (failed > 0) throw hai::Error(std::to_string(failed) + " file(s) could not be added; " + std::to_string(ok) +
+                                     " added or up to date");
+  });
+
+  auto* ls = kb->add_subcommand("ls", "list knowledge bases, or the documents of one");
+  ls->add_option("name", a->name, "knowledge base name");
+  ls->add_flag("--json", a->json, "print JSON");
+  ls->callback([a] {
+    if (a->name.empty()) {
+      auto all = KnowledgeBase::List(DataDir(*a));
+      nlohmann::json j = nlohmann::json::array();
+      for (auto& s : all) {
+        if (a->json) {
+          j.push_back({{"name", s.name}, {"documents", s.documents}, {"chunks", s.chunks}});
+        } else {
+          std::printf("%s\t%lld documents\t%lld chunks\n", s.name.c_str(), static_cast<long long>(s.documents),
+                      static_cast<long long>(s.chunks));
+        }
+      }
+      if (a->json) std::printf("%s\n", j.dump(2).c_str());
+      return;
+    }
+    auto k = KnowledgeBase::Open(DataDir(*a), a->name);
+    nlohmann::json j = nlohmann::json::array();
+    for (auto& d : k->Documents()) {
+      if (a->json) {
+        j.push_back({{"doc", d.name},
+                     {"path", d.path},
+                     {"type", d.type},
+                     {"bytes", d.bytes},
+                     {"chunks", d.chunks},
+                     {"chars", d.chars},
+                     {"hash", d.hash},
+                     {"mtime", d.mtime},
+                     {"added", d.added}});
+      } else {
+        std::printf("%s\t%s\t%lld chunks\t%lld bytes\t%s\n", d.name.c_str(), d.type.c_str(),
+                    static_cast<long long>(d.chunks), static_cast<long long>(d.bytes), d.path.c_str());
+      }
+    }
+    if (a->json) std::printf("%s\n", j.dump(2).c_str());
+  });
+
+  auto* rm = kb->add_subcommand("rm", "remove a document (file name or path) from a knowledge base");
+  rm->add_option("name", a->name, "knowledge base name")->required();
+  rm->add_option("doc", a->doc, "document file name or path")->required();
+  rm->callback([a] {
+    auto k = KnowledgeBase::Open(DataDir(*a), a->name);
+    int64_t n = k->Remove(a->doc);
+    std::printf("removed %s (%lld chunks)\n", a->doc.c_str(), static_cast<long long>(n));
+  });
+
+  auto* search = kb->add_subcommand("search", "BM25 search: the best passages for a query");
+  search->add_option("name", a->name, "knowledge base name")->required();
+  search->add_option("query", a->query, "query text")->required();
+  AddFilters(search, a.get());
+  search->callback([a] {
+    auto k = KnowledgeBase::Open(DataDir(*a), a->name);
+    auto hits = k->Search(a->query, Options(*a));
+    if (a->json) {
+      nlohmann::json j = nlohmann::json::array();
+      for (auto& h : hits) j.push_back(HitJson(h));
+      std::printf("%s\n", j.dump(2).c_str());
+      return;
+    }
+    if (hits.empty()) std::printf("no results\n");
+    for (size_t i = 0; i < hits.size(); ++i)
+      std::printf("[%zu] %.3f  %s\n    %s\n", i + 1, hits[i].score, Location(hits[i]).c_str(),
+                  Excerpt(hits[i].text, 200).c_str());
+  });
+
+  auto* ask = kb->add_subcommand("ask", "answer from the knowledge base (extractive), with numbered citations");
+  ask->add_option("name", a->name, "knowledge base name")->required();
+  ask->add_option("question", a->query, "question")->required();
+  AddFilters(ask, a.get());
+  ask->callback([a] {
+    auto k = KnowledgeBase::Open(DataDir(*a), a->name);
+    hai::kb::Answer ans = k->Ask(a->query, Options(*a));
+    if (a->json) {
+      nlohmann::json src = nlohmann::json::array();
+      for (auto& h : ans.sources) src.push_back(HitJson(h));
+      std::printf("%s\n", nlohmann::json{{"answer", ans.text}, {"sources", src}}.dump(2).c_str());
+      return;
+    }
+    if (ans.sources.empty()) {
+      std::printf("No passage in knowledge base '%s' matches the question.\n", a->name.c_str());
+      return;
+    }
+    std::printf("%s\n\nSources:\n", ans.text.c_str());
+    for (size_t i = 0; i < ans.sources.size(); ++i)
+      std::printf("[%zu] %s\n    \"%s\"\n", i + 1, Location(ans.sources[i]).c_str(),
+                  Excerpt(ans.sources[i].text, 120).c_str());
+  });
+});
+
+}  // namespace

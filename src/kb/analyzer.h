@@ -1,0 +1,62 @@
+// The analyser turns text into index terms, the same way for documents and
+// for queries: NFKC, lowercase, Chinese word segmentation (search mode),
+// Snowball stemming of English words, stop words dropped. Queries can also
+// be expanded with related terms from a synonym file.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kb/segmenter.h"
+
+struct sb_stemmer;
+
+namespace hai::kb {
+
+class Analyzer {
+ public:
+  // Uses `segmenter` for Han text (Segmenter::Default() when null).
+  explicit Analyzer(std::shared_ptr<const Segmenter> segmenter = nullptr);
+  ~Analyzer();
+  Analyzer(const Analyzer&) = delete;
+  Analyzer& operator=(const Analyzer&) = delete;
+
+  // The index terms of `text`, in order, with repeats.
+  std::vector<std::string> Terms(std::string_view text) const;
+
+  // Query terms with weights: the query's own terms weigh 1; related terms
+  // from the synonym groups that the query touches weigh `related_weight`.
+  std::map<std::string, double> QueryTerms(std::string_view query, double related_weight = 0.4) const;
+
+  // Loads synonym groups: one group per line, members separated by ',' or
+  // '|' ("大模型,大语言模型,LLM"); '#' starts a comment. Replaces any
+  // groups loaded before. Throws hai::Error naming the file when unreadable.
+  void LoadSynonyms(const std::string& path);
+  // The default synonym file: $HAI_KB_DATA_DIR/synonyms.txt or the one in
+  // the source tree. Silently does nothing when there is none.
+  void LoadDefaultSynonyms();
+
+  const Segmenter& segmenter() const { return *segmenter_; }
+  // Identifies the analysis, so an index is queried the way it was built.
+  std::string kind() const { return segmenter_->kind() + "+snowball-english"; }
+
+  static bool IsStopWord(std::string_view term);
+
+ private:
+  std::string Stem(const std::string& word) const;
+
+  std::shared_ptr<const Segmenter> segmenter_;
+  mutable std::mutex stem_mu_;  // libstemmer is not thread-safe
+  sb_stemmer* stemmer_ = nullptr;
+  struct Member {
+    std::string text;                // normalised, lowercased
+    std::vector<std::string> terms;  // its index terms
+  };
+  std::vector<std::vector<Member>> groups_;
+};
+
+}  // namespace hai::kb
