@@ -7,6 +7,18 @@
 //   "bert"  — WordPiece.
 // A Tokenizer is built from a GGUF file's tokenizer.ggml.* metadata or from a
 // Hugging Face tokenizer.json; both fill the same Vocab.
+//
+// Encoding runs in stages (see pipeline.h): special/added tokens are cut out
+// of the raw text first, then every plain fragment is normalized,
+// pre-tokenized (regex splits, byte-level mapping) and given to the model
+// (BPE over merges, SentencePiece BPE over scores, or WordPiece). Regexes are
+// PCRE2 with two meanings pinned (regex.h): \s is the Unicode White_Space
+// property (as in Hugging Face's Rust tokenizers and llama.cpp), and the
+// letter/number/punctuation/symbol/mark classes include the code points of
+// Unicode 15.0 and 15.1.
+//
+// A Tokenizer is immutable after construction except for an internal cache
+// of finished BPE pieces; encode/decode may be called from several threads.
 #pragma once
 
 #include <cstdint>
@@ -46,7 +58,16 @@ struct Vocab {
   bool add_bos = false;
   bool add_eos = false;
   bool add_space_prefix = true;  // llama/SentencePiece: prepend "▁"
+  // Special tokens that swallow the whitespace on their right (llama.cpp's
+  // RSTRIP attribute, set for Phi-3 vocabularies like llama.cpp does).
+  std::vector<TokenId> rstrip;
 };
+// from_gguf follows llama.cpp for absent keys: "llama" adds BOS (id 1, eos 2,
+// unk 0); "bert" adds [CLS] (101) ... [SEP] (102); "gpt2" adds BOS only for
+// the llama3 family of pre-tokenizers. Keys present in the file win.
+// from_hf_json takes BOS/EOS from the post_processor (TemplateProcessing,
+// BertProcessing, RobertaProcessing), and eos for is_eog() also from a
+// tokenizer_config.json next to the file.
 
 class Tokenizer {
  public:
