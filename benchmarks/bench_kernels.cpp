@@ -1,0 +1,118 @@
+// Matrix-vector and matrix-matrix throughput of the quant kernels, per weight
+// type and kernel level (scalar / avx2 / avx512), 1 and 2 threads.
+//
+// Shapes like a 0.5B-class model's FFN (hidden 896, FFN 4864); the hidden
+// size is rounded up to 1024 in "up" so that the K-quants (blocks of 256) fit:
+//   up:   4864 rows x 1024 cols      down: 896 rows x 4864 cols
+// The figure to read is bytes_per_second = weight bytes streamed per second
+// (decode is bound by it); items_per_second counts multiply-adds.
+//
+//   build-*/benchmarks/bench_kernels --benchmark_filter='Matvec/q4_K'
+#include <benchmark/benchmark.h>
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "engine/common/cpu.h"
+#include "engine/common/thread_pool.h"
+#include "engine/quant/kernels.h"
+#include "engine/quant/matmul.h"
+#include "engine/quant/quant.h"
+
+namespace {
+
+using hai::CpuLevel;
+using hai::GgmlType;
+
+struct Weights {
+  std::vector<uint8_t> w, act;
+};
+
+Weights make(GgmlType t, int64_t rows, int64_t cols, int64_t tokens) {
+  Weights m;
+  const size_t wrow = hai::row_size(t, cols);
+  m.w.resize(wrow * rows);
+  std::vector<float> x(static_cast<size_t>(cols));
+  uint32_t s = 12345;
+  auto next = [&] {
+    s = s * 1664525u + 1013904223u;
+    return static_cast<float>(static_cast<int32_t>(s >> 8) % 2000 - 1000) / 1000.0f;
+  };
+  for (int64_t r = 0; r < rows; ++r) {
+    for (auto& v : x) v = next();
+    hai::quantize_row(t, x.data(), m.w.data() + r * wrow, cols);
+  }
+  std::vector<float> a(static_cast<size_t>(cols * tokens));
+  for (auto& v : a) v = next();
+  m.act.resize(hai::activation_row_size(t, cols) * tokens);
+  hai::quantize_activations(t, a.data(), tokens, cols, m.act.data());
+  return m;
+}
+
+void run(benchmark::State& state, GgmlType t, CpuLevel level, int64_t rows, int64_t cols, int64_t tokens) {
+  if (static_cast<int>(level) > static_cast<int>(hai::cpu_hardware_level())) {
+    state.SkipWithError("CPU lacks this level");
+    return;
+  }
+  const int threads = static_cast<int>(state.range(0));
+  hai::ThreadPool pool(threads);
+  Weights m = make(t, rows, cols, tokens);
+  std::vector<float> out(static_cast<size_t>(rows * tokens));
+  const hai::kernels::Table& table = hai::kernels::table(level);
+  for (auto _ : state) {
+    hai::kernels::matmul_with(table, t, m.w.data(), rows, cols, m.act.data(), tokens, out.data(), &pool);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(m.w.size()));
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * rows * cols * tokens);
+}
+
+void register_all() {
+  const GgmlType types[] = {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::F16,
+                            GgmlType::Q5_K, GgmlType::Q3_K, GgmlType::Q2_K, GgmlType::Q4_1, GgmlType::Q5_0,
+                            GgmlType::Q5_1, GgmlType::BF16, GgmlType::F32};
+  const CpuLevel levels[] = {CpuLevel::kScalar, CpuLevel::kAvx2, CpuLevel::kAvx512};
+  struct Shape {
+    const char* name;
+    int64_t rows, cols, tokens;
+  };
+  const Shape shapes[] = {{"Matvec/up", 4864, 1024, 1}, {"Matvec/down", 896, 4864, 1}, {"Prefill64/up", 4864, 1024, 64}};
+  for (const Shape& sh : shapes) {
+    for (GgmlType t : types) {
+      for (CpuLevel l : levels) {
+        if (sh.tokens > 1 && l == CpuLevel::kScalar) continue;  // minutes per run, adds nothing
+        std::string name = std::string(sh.name) + "/" + std::string(hai::type_name(t)) + "/" +
+                           std::string(hai::cpu_level_name(l));
+        benchmark::RegisterBenchmark(name.c_str(),
+                                     [=](benchmark::State& st) { run(st, t, l, sh.rows, sh.cols, sh.tokens); })
+            ->Arg(1)
+            ->Arg(2)
+            ->ArgName("threads")
+            ->UseRealTime()
+            ->Unit(benchmark::kMicrosecond);
+      }
+    }
+  }
+}
+
+// Cost of one empty parallel job: what every matmul pays to wake and join
+// the workers.
+void BM_ThreadPoolEmptyJob(benchmark::State& state) {
+  hai::ThreadPool pool(static_cast<int>(state.range(0)));
+  std::atomic<int> sink{0};
+  for (auto _ : state) pool.run([&](int ith, int) { sink.fetch_add(ith, std::memory_order_relaxed); });
+  benchmark::DoNotOptimize(sink.load());
+}
+BENCHMARK(BM_ThreadPoolEmptyJob)->Arg(1)->Arg(2)->ArgName("threads")->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  benchmark::AddCustomContext("cpu", std::string(hai::cpu_description()));
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
