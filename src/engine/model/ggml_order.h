@@ -1,0 +1,64 @@
+// Kernels that reproduce the reference engine's (ggml's x86 CPU backend's)
+// floating-point operation order bit for bit. On random-weight models the
+// 8-bit activation quantization before every matrix product turns a one-ulp
+// difference into a different int8 level, and the difference grows through
+// the layers; so where the reference sums in SIMD lanes, we sum in the same
+// lanes, and where it uses its own exp approximation, so do we.
+//
+// Each function has a portable version (std::fma, same results everywhere)
+// and, where it matters for speed, an AVX-512 one chosen at run time.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "engine/quant/types.h"
+
+namespace hai::model::ggml_order {
+
+// ggml_v_expf: the vectorised expf of ggml's AVX-512 path (max error ~1.5 ulp),
+// evaluated one value at a time with the same operations.
+float v_expf(float x);
+
+// Sum of 16 lanes in the order of _mm512_reduce_add_ps.
+float reduce16(const float* lanes);
+
+// F16 weights times F32 activations as llamafile's tinyBLAS does on AVX-512:
+// lane l (of 16) accumulates elements l, l+16, ... with fused multiply-adds,
+// then the lanes are reduced. k must be a multiple of 16.
+float dot_f16_f32(int64_t k, const uint16_t* w, const float* x);
+
+// Q8_0 x Q8_0 as ggml_vec_dot_q8_0_q8_0 (AVX2/AVX-512 build): 8 lanes, each
+// the integer dot of 4 consecutive bytes of a block, scaled by d_w * d_a and
+// accumulated with fused multiply-adds block after block; then hsum_float_8.
+float dot_q8_0(int64_t n, const void* w, const void* a);
+
+// Q4_0 x Q8_0 as the reference's repacked Q4_0 path (q4_0_8x8 gemv/gemm):
+// per block the whole integer dot, scaled by d_w * d_a, fused-added.
+float dot_q4_0(int64_t n, const void* w, const void* a);
+
+// Q4_K / Q6_K x Q8_K as ggml's AVX2 kernels: per super-block 8 integer lanes
+// (element e in lane (e % 32) / 4, with its sub-block scale), scaled by
+// d_w * d_a and fused-added; Q4_K adds the mins in 4 lanes of their own.
+// A K-quant weight row is unpacked once (integer weight = sub-block scale x
+// level) and then multiplied with many activation rows.
+struct KRow {
+  std::vector<int32_t> w;     // n
+  std::vector<float> d;       // per super-block
+  std::vector<float> dmin;    // Q4_K
+  std::vector<int32_t> mins;  // Q4_K: 8 per super-block
+  bool has_mins = false;
+};
+void unpack_k_row(GgmlType type, int64_t n, const void* w, KRow& row);  // Q4_K or Q6_K
+float dot_k_row(const KRow& row, int64_t n, const void* a);              // a: Q8_K row
+
+// F16 x F16 as ggml_vec_dot_f16 on AVX-512: 4 accumulators of 16 lanes over
+// the largest multiple of 64, reduced, the rest added in double.
+float dot_f16(int64_t n, const uint16_t* x, const uint16_t* y);
+
+// The AVX-512 versions (ggml_order_avx512.cpp); call only when the CPU has it.
+float dot_f16_f32_avx512(int64_t k, const uint16_t* w, const float* x);
+float dot_q8_0_avx512(int64_t n, const void* w, const void* a);
+bool have_avx512();
+
+}  // namespace hai::model::ggml_order

@@ -1,0 +1,59 @@
+// The small numerical kernels the transformer forward pass is made of. Each
+// follows the reference engine's (ggml's) CPU arithmetic, so that a model
+// computes the same numbers here as there: float operations in the same
+// order, double accumulators where ggml has them, F16 roundings where ggml
+// stores or multiplies in F16.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "engine/model/model.h"
+
+namespace hai::model {
+
+// Runs fn(begin, end) over [0, n) split into contiguous ranges, possibly on
+// several threads; returns when all are done.
+using ParallelFor = std::function<void(int64_t n, const std::function<void(int64_t, int64_t)>& fn)>;
+// The trivial one: fn(0, n) on the calling thread.
+void run_serial(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
+
+// out = x / sqrt(mean(x^2) + eps) * w   (w may be null: no weight)
+// The sum of squares is taken in double, the scale in float, as ggml does.
+void rmsnorm(float* out, const float* x, const float* w, int64_t n, float eps);
+
+// y[t][r] = W.row(r) . x[t]  for t < n_tokens, r < W.n_rows.
+// x is [n_tokens][W.n_cols] floats. Each x row is first converted to
+// vec_dot_type(W.type) as the reference's CPU path converts it (Q8_0 / Q8_K
+// blocks; F16 for F16 weights) and the products are summed in the
+// reference's order (ggml_order.h) for F16, Q8_0, Q4_0, Q4_K and Q6_K, with
+// hai::vec_dot for the other types. `bias`, if given, is added.
+// `scratch` is reused between calls to hold the converted activations.
+void matmul(const Weight& W, const float* x, int64_t n_tokens, float* y, const float* bias,
+            std::vector<uint8_t>& scratch, const ParallelFor& pfor);
+
+// n activations -> vec_dot_type `type` as ggml's x86 CPU backend converts
+// them before a matrix product (for Q8_0/Q8_1 not quite the reference
+// quantizer: see ops.cpp); other types go through hai::quantize_row.
+void quantize_activations(GgmlType type, const float* x, void* dst, int64_t n);
+
+// One row of the token embedding, dequantized to floats.
+void embedding_row(const Weight& token_embd, int32_t id, float* out);
+
+// Rotary embedding angles for one position: cos_sin[2*i], cos_sin[2*i+1]
+// for the pair i < n_rot/2, computed as ggml's rope cache does (theta
+// multiplied along in float, YaRN ramp and magnitude scaling).
+void rope_angles(const Hparams& hp, const float* freq_factors, int64_t pos, float* cos_sin);
+
+// Rotates the first n_rot values of one head vector in place.
+void rope_apply(RopeLayout layout, int64_t n_rot, const float* cos_sin, float* x);
+
+// In-place softmax of x[0..n) after multiplying by `scale`: max, exp, sum in
+// double, then multiply by the float reciprocal of the sum.
+void softmax_scaled(float* x, int64_t n, float scale);
+
+// x = silu(x) * y elementwise, silu(x) = x / (1 + exp(-x)).
+void swiglu(float* x, const float* y, int64_t n);
+
+}  // namespace hai::model

@@ -1,0 +1,156 @@
+// The numerical kernels of the forward pass, against direct formulas.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "engine/model/ggml_order.h"
+#include "engine/model/ops.h"
+#include "engine/quant/quant.h"
+
+namespace hai::model {
+namespace {
+
+TEST(Ops, VectorExpfIsCloseToExpf) {
+  for (float x = -100.0f; x < 88.0f; x += 0.0137f) {
+    const float a = ggml_order::v_expf(x), b = std::exp(x);
+    EXPECT_NEAR(a, b, std::max(4e-7f * b, 1e-43f)) << x;  // absolute near subnormals
+  }
+  EXPECT_EQ(ggml_order::v_expf(-INFINITY), 0.0f);
+  EXPECT_EQ(ggml_order::v_expf(0.0f), 1.0f);
+  EXPECT_TRUE(std::isinf(ggml_order::v_expf(200.0f)));
+  EXPECT_EQ(ggml_order::v_expf(-200.0f), 0.0f);
+}
+
+TEST(Ops, RmsNorm) {
+  std::vector<float> x = {1, -2, 3, 4}, w = {1, 2, 0.5f, 1}, out(4);
+  rmsnorm(out.data(), x.data(), w.data(), 4, 1e-5f);
+  const double rms = std::sqrt((1 + 4 + 9 + 16) / 4.0 + 1e-5);
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(out[i], x[i] / rms * w[i], 1e-6);
+}
+
+TEST(Ops, SoftmaxSumsToOne) {
+  std::vector<float> x = {1, 2, 3, -INFINITY, 0.5f};
+  softmax_scaled(x.data(), 5, 0.5f);
+  double sum = 0;
+  for (float v : x) sum += v;
+  EXPECT_NEAR(sum, 1.0, 1e-6);
+  EXPECT_EQ(x[3], 0.0f);
+  EXPECT_NEAR(x[2] / x[1], std::exp(0.5), 1e-5);
+}
+
+TEST(Ops, SwigluIsSiluTimesUp) {
+  std::vector<float> g(40), u(40);
+  for (int i = 0; i < 40; ++i) {
+    g[i] = (i - 20) * 0.37f;
+    u[i] = 1.0f + i * 0.1f;
+  }
+  std::vector<float> g0 = g;
+  swiglu(g.data(), u.data(), 40);
+  for (int i = 0; i < 40; ++i) EXPECT_NEAR(g[i], g0[i] / (1 + std::exp(-g0[i])) * u[i], 1e-5f * (1 + std::fabs(g[i])));
+}
+
+Hparams rope_hp(RopeScaling scaling, float factor) {
+  Hparams hp;
+  hp.n_rot = 8;
+  hp.head_dim_k = 8;
+  hp.rope_freq_base = 10000.0f;
+  hp.rope_scaling = scaling;
+  hp.rope_freq_scale = 1.0f / factor;
+  hp.n_ctx_orig = 4096;
+  hp.yarn_ext_factor = scaling == RopeScaling::kYarn ? 1.0f : 0.0f;
+  return hp;
+}
+
+TEST(Ops, RopeAnglesAndLayouts) {
+  const Hparams hp = rope_hp(RopeScaling::kNone, 1.0f);
+  std::vector<float> cs(8);
+  rope_angles(hp, nullptr, 3, cs.data());
+  for (int i = 0; i < 4; ++i) {
+    const double theta = 3 * std::pow(10000.0, -2.0 * i / 8);
+    EXPECT_NEAR(cs[2 * i], std::cos(theta), 1e-6);
+    EXPECT_NEAR(cs[2 * i + 1], std::sin(theta), 1e-6);
+  }
+  // Normal layout rotates (x0, x1); NeoX rotates (x0, x4).
+  std::vector<float> a = {1, 0, 0, 0, 0, 0, 0, 0}, b = a;
+  rope_apply(RopeLayout::kNormal, 8, cs.data(), a.data());
+  rope_apply(RopeLayout::kNeox, 8, cs.data(), b.data());
+  EXPECT_NEAR(a[0], std::cos(3.0), 1e-6);
+  EXPECT_NEAR(a[1], std::sin(3.0), 1e-6);
+  EXPECT_NEAR(b[0], std::cos(3.0), 1e-6);
+  EXPECT_NEAR(b[4], std::sin(3.0), 1e-6);
+  EXPECT_EQ(b[1], 0.0f);
+  // Position 0 is the identity.
+  rope_angles(hp, nullptr, 0, cs.data());
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(cs[2 * i], 1.0f);
+}
+
+TEST(Ops, RopeLinearScalingAndFreqFactors) {
+  std::vector<float> s(8), u(8), f(8);
+  rope_angles(rope_hp(RopeScaling::kLinear, 2.0f), nullptr, 10, s.data());
+  rope_angles(rope_hp(RopeScaling::kNone, 1.0f), nullptr, 5, u.data());
+  for (int i = 0; i < 8; ++i) EXPECT_NEAR(s[i], u[i], 1e-6);
+  const float ff[4] = {2, 2, 2, 2};  // frequency factors divide the angle
+  rope_angles(rope_hp(RopeScaling::kNone, 1.0f), ff, 10, f.data());
+  for (int i = 0; i < 8; ++i) EXPECT_NEAR(f[i], u[i], 1e-6);
+}
+
+TEST(Ops, RopeYarnScalesMagnitude) {
+  std::vector<float> y(8);
+  rope_angles(rope_hp(RopeScaling::kYarn, 4.0f), nullptr, 0, y.data());
+  const float mscale = 1.0f + 0.1f * std::log(4.0f);  // YaRN attention factor
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(y[2 * i], mscale, 1e-6);
+}
+
+// The AVX-512 kernels give the same bits as the portable ones.
+TEST(Ops, GgmlOrderKernelsAgreeAcrossIsa) {
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd;
+  const int n = 256;
+  std::vector<float> x(n), y(n);
+  for (auto& v : x) v = nd(rng);
+  for (auto& v : y) v = nd(rng);
+  std::vector<uint16_t> w16(n);
+  for (int i = 0; i < n; ++i) w16[i] = fp32_to_fp16(x[i]);
+  double exact = 0;
+  for (int i = 0; i < n; ++i) exact += double(fp16_to_fp32(w16[i])) * y[i];
+  const float portable_f16 = [&] {
+    float acc[16] = {0};
+    for (int i = 0; i < n; i += 16)
+      for (int l = 0; l < 16; ++l) acc[l] = std::fma(fp16_to_fp32(w16[i + l]), y[i + l], acc[l]);
+    return ggml_order::reduce16(acc);
+  }();
+  EXPECT_NEAR(ggml_order::dot_f16_f32(n, w16.data(), y.data()), exact, 1e-3);
+  EXPECT_EQ(ggml_order::dot_f16_f32(n, w16.data(), y.data()), portable_f16);
+
+  std::vector<uint8_t> wq(row_size(GgmlType::Q8_0, n)), aq(row_size(GgmlType::Q8_0, n));
+  quantize_row(GgmlType::Q8_0, x.data(), wq.data(), n);
+  quantize_activation_row(GgmlType::Q8_0, y.data(), aq.data(), n);
+  const float q = ggml_order::dot_q8_0(n, wq.data(), aq.data());
+  EXPECT_NEAR(q, vec_dot(GgmlType::Q8_0, n, wq.data(), aq.data()), 1e-3);
+  if (ggml_order::have_avx512()) {
+    // dot_q8_0 dispatched to AVX-512: compare with the portable lane order.
+    float acc[8] = {0};
+    for (int b = 0; b < n / 32; ++b) {
+      uint16_t dx, dy;
+      std::memcpy(&dx, &wq[b * 34], 2);
+      std::memcpy(&dy, &aq[b * 34], 2);
+      const float d = fp16_to_fp32(dx) * fp16_to_fp32(dy);
+      for (int l = 0; l < 8; ++l) {
+        int s = 0;
+        for (int k = 0; k < 4; ++k)
+          s += int8_t(wq[b * 34 + 2 + 4 * l + k]) * int8_t(aq[b * 34 + 2 + 4 * l + k]);
+        acc[l] = std::fma(d, float(s), acc[l]);
+      }
+    }
+    float r[4];
+    for (int l = 0; l < 4; ++l) r[l] = acc[l + 4] + acc[l];
+    EXPECT_EQ(q, (r[0] + r[2]) + (r[1] + r[3]));
+  }
+}
+
+}  // namespace
+}  // namespace hai::model
