@@ -152,5 +152,130 @@ TEST(Ops, GgmlOrderKernelsAgreeAcrossIsa) {
   }
 }
 
+
+// Random packed weight blocks: random bytes, with the fp16 scale fields set
+// to finite values (so the comparisons are between numbers, not NaNs).
+std::vector<uint8_t> random_weights(GgmlType type, int n, std::mt19937& rng) {
+  std::vector<uint8_t> w(row_size(type, n));
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (auto& b : w) b = static_cast<uint8_t>(byte(rng));
+  std::uniform_real_distribution<float> scale(-0.05f, 0.05f);
+  const auto put_f16 = [&](size_t at) {
+    const uint16_t h = fp32_to_fp16(scale(rng));
+    std::memcpy(&w[at], &h, 2);
+  };
+  const size_t block = type == GgmlType::Q4_0 ? row_size(type, 32) : row_size(type, 256);
+  for (size_t off = 0; off < w.size(); off += block) {
+    if (type == GgmlType::Q4_K) {
+      put_f16(off);
+      put_f16(off + 2);
+    } else if (type == GgmlType::Q6_K) {
+      put_f16(off + 208);
+    } else {
+      put_f16(off);
+    }
+  }
+  return w;
+}
+
+// Activation rows: quantized normal floats; every third seed instead raw
+// random bytes (int8 -128 included, which real quantization never makes).
+std::vector<uint8_t> random_activations(GgmlType act, int n, std::mt19937& rng, bool raw) {
+  std::vector<uint8_t> a(row_size(act, n));
+  std::normal_distribution<float> nd(0.0f, 2.0f);
+  if (!raw) {
+    std::vector<float> x(n);
+    for (auto& v : x) v = nd(rng);
+    quantize_activation_row(act, x.data(), a.data(), n);
+    return a;
+  }
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (auto& b : a) b = static_cast<uint8_t>(byte(rng));
+  if (act == GgmlType::Q8_K) {  // d (f32), qs[256], bsums[16] = sums of 16 qs
+    for (size_t off = 0; off < a.size(); off += 292) {
+      const float d = std::fabs(nd(rng)) * 0.01f;
+      std::memcpy(&a[off], &d, 4);
+      for (int g = 0; g < 16; ++g) {
+        int16_t sum = 0;
+        for (int k = 0; k < 16; ++k) sum = static_cast<int16_t>(sum + int8_t(a[off + 4 + 16 * g + k]));
+        std::memcpy(&a[off + 260 + 2 * g], &sum, 2);
+      }
+    }
+  } else {  // Q8_0: d (f16), qs[32]
+    for (size_t off = 0; off < a.size(); off += 34) {
+      const uint16_t h = fp32_to_fp16(std::fabs(nd(rng)) * 0.01f);
+      std::memcpy(&a[off], &h, 2);
+    }
+  }
+  return a;
+}
+
+// The SIMD K-quant and Q4_0 kernels give the same bits as the portable
+// ones, on many random rows; and both are close to hai::vec_dot.
+TEST(Ops, GgmlOrderQuantKernelsAgreeBitForBit) {
+  int simd_checked = 0;
+  for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q4_0}) {
+    const GgmlType act = vec_dot_type(type);
+    for (int seed = 0; seed < 200; ++seed) {
+      std::mt19937 rng(1000 * static_cast<int>(type) + seed);
+      const int n = 256 * (1 + seed % 5);
+      const std::vector<uint8_t> w = random_weights(type, n, rng);
+      const std::vector<uint8_t> a = random_activations(act, n, rng, /*raw=*/seed % 3 == 2);
+      float portable, dispatched, simd = NAN;
+      if (type == GgmlType::Q4_0) {
+        portable = ggml_order::dot_q4_0_portable(n, w.data(), a.data());
+        dispatched = ggml_order::dot_q4_0(n, w.data(), a.data());
+        if (ggml_order::have_avx2()) simd = ggml_order::dot_q4_0_avx2(n, w.data(), a.data());
+      } else {
+        portable = ggml_order::dot_k_portable(type, n, w.data(), a.data());
+        ggml_order::KRow row;
+        ggml_order::unpack_k_row(type, n, w.data(), row);
+        dispatched = ggml_order::dot_k_row(row, n, a.data());
+        if (ggml_order::have_avx2()) {
+          simd = type == GgmlType::Q4_K ? ggml_order::dot_q4_k_avx2(n, w.data(), a.data())
+                                        : ggml_order::dot_q6_k_avx2(n, w.data(), a.data());
+        }
+      }
+      ASSERT_TRUE(std::isfinite(portable)) << type_name(type) << " seed " << seed;
+      // (hai::vec_dot's Q4_0 kernel, like ggml's, assumes activations in
+      // [-127, 127], so raw bytes are compared only between ggml-order paths.)
+      const bool raw = seed % 3 == 2;
+      if (!raw || type != GgmlType::Q4_0) {
+        const float ref = vec_dot(type, n, w.data(), a.data());
+        EXPECT_NEAR(portable, ref, 1e-3f * (1.0f + std::fabs(ref))) << type_name(type) << " seed " << seed;
+      }
+      uint32_t pb, db;
+      std::memcpy(&pb, &portable, 4);
+      std::memcpy(&db, &dispatched, 4);
+      EXPECT_EQ(pb, db) << type_name(type) << " seed " << seed << ": " << portable << " vs " << dispatched;
+      if (ggml_order::have_avx2()) {
+        uint32_t sb;
+        std::memcpy(&sb, &simd, 4);
+        EXPECT_EQ(pb, sb) << type_name(type) << " seed " << seed << ": " << portable << " vs " << simd;
+        ++simd_checked;
+      }
+    }
+  }
+  if (ggml_order::have_avx2()) {
+    EXPECT_EQ(simd_checked, 600);
+  }
+}
+
+// A K-quant row prepared once gives the same result for every activation
+// row it is multiplied with, as a fresh unpack does (the matmul reuses rows).
+TEST(Ops, GgmlOrderKRowReusedAcrossActivations) {
+  std::mt19937 rng(7);
+  const int n = 512;
+  for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K}) {
+    const std::vector<uint8_t> w = random_weights(type, n, rng);
+    ggml_order::KRow row;
+    ggml_order::unpack_k_row(type, n, w.data(), row);
+    for (int t = 0; t < 8; ++t) {
+      const std::vector<uint8_t> a = random_activations(GgmlType::Q8_K, n, rng, false);
+      EXPECT_EQ(ggml_order::dot_k_row(row, n, a.data()), ggml_order::dot_k_portable(type, n, w.data(), a.data()));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace hai::model

@@ -16,6 +16,14 @@ bool have_avx512() {
   return ok;
 }
 
+bool have_avx2() {
+  static const bool ok = [] {
+    const CpuFeatures& f = cpu_features();
+    return f.avx2 && f.fma && f.f16c;
+  }();
+  return ok;
+}
+
 float v_expf(float x) {
   // exp(x) = 2^n * exp(b), n = round(x / ln 2), b = x - n ln 2 (in two
   // parts), exp(b) by a degree-5 polynomial; the constants are ggml's.
@@ -74,6 +82,11 @@ float dot_q8_0(int64_t n, const void* w, const void* a) {
 }
 
 float dot_q4_0(int64_t n, const void* w, const void* a) {
+  if (have_avx2()) return dot_q4_0_avx2(n, w, a);
+  return dot_q4_0_portable(n, w, a);
+}
+
+float dot_q4_0_portable(int64_t n, const void* w, const void* a) {
   const uint8_t* x = static_cast<const uint8_t*>(w);
   const uint8_t* y = static_cast<const uint8_t*>(a);
   float acc = 0.0f;
@@ -121,7 +134,39 @@ void lane_sums(const int32_t* w, const int8_t* q8, int32_t lane[8]) {
 
 }  // namespace
 
+namespace {
+
+void unpack_k_row_portable(GgmlType type, int64_t n, const void* w, KRow& row);
+float dot_k_row_portable(const KRow& row, int64_t n, const void* a);
+
+}  // namespace
+
 void unpack_k_row(GgmlType type, int64_t n, const void* w, KRow& row) {
+  if (have_avx2()) {
+    row.raw = w;
+    row.type = type;
+    row.has_mins = type == GgmlType::Q4_K;
+    return;
+  }
+  row.raw = nullptr;
+  unpack_k_row_portable(type, n, w, row);
+}
+
+float dot_k_row(const KRow& row, int64_t n, const void* a) {
+  if (row.raw != nullptr)
+    return row.type == GgmlType::Q4_K ? dot_q4_k_avx2(n, row.raw, a) : dot_q6_k_avx2(n, row.raw, a);
+  return dot_k_row_portable(row, n, a);
+}
+
+float dot_k_portable(GgmlType type, int64_t n, const void* w, const void* a) {
+  KRow row;
+  unpack_k_row_portable(type, n, w, row);
+  return dot_k_row_portable(row, n, a);
+}
+
+namespace {
+
+void unpack_k_row_portable(GgmlType type, int64_t n, const void* w, KRow& row) {
   const int64_t nb = n / 256;
   row.w.resize(static_cast<size_t>(n));
   row.d.resize(static_cast<size_t>(nb));
@@ -178,7 +223,7 @@ void unpack_k_row(GgmlType type, int64_t n, const void* w, KRow& row) {
   }
 }
 
-float dot_k_row(const KRow& row, int64_t n, const void* a) {
+float dot_k_row_portable(const KRow& row, int64_t n, const void* a) {
   const BlockQ8K* y = static_cast<const BlockQ8K*>(a);
   float acc[8] = {0};
   float acc_m[4] = {0};
@@ -202,6 +247,8 @@ float dot_k_row(const KRow& row, int64_t n, const void* a) {
   const float m0 = acc_m[0] + acc_m[2], m1 = acc_m[1] + acc_m[3];
   return hsum8(acc) + (m0 + m1);
 }
+
+}  // namespace
 
 float dot_f16(int64_t n, const uint16_t* x, const uint16_t* y) {
   const int64_t np = n & ~int64_t(63);

@@ -6,7 +6,7 @@
 // lanes, and where it uses its own exp approximation, so do we.
 //
 // Each function has a portable version (std::fma, same results everywhere)
-// and, where it matters for speed, an AVX-512 one chosen at run time.
+// and, where it matters for speed, an AVX2 or AVX-512 one chosen at run time.
 #pragma once
 
 #include <cstdint>
@@ -40,17 +40,27 @@ float dot_q4_0(int64_t n, const void* w, const void* a);
 // Q4_K / Q6_K x Q8_K as ggml's AVX2 kernels: per super-block 8 integer lanes
 // (element e in lane (e % 32) / 4, with its sub-block scale), scaled by
 // d_w * d_a and fused-added; Q4_K adds the mins in 4 lanes of their own.
-// A K-quant weight row is unpacked once (integer weight = sub-block scale x
-// level) and then multiplied with many activation rows.
+// A K-quant weight row is prepared once and then multiplied with many
+// activation rows. Where AVX2 is available, "prepared" means remembered (the
+// SIMD kernels decode the packed blocks on the fly; `raw` must stay valid
+// while the row is used); otherwise it is unpacked (integer weight =
+// sub-block scale x level) for the portable kernel.
 struct KRow {
   std::vector<int32_t> w;     // n
   std::vector<float> d;       // per super-block
   std::vector<float> dmin;    // Q4_K
   std::vector<int32_t> mins;  // Q4_K: 8 per super-block
   bool has_mins = false;
+  const void* raw = nullptr;  // packed row, when a SIMD kernel is used
+  GgmlType type = GgmlType::Q4_K;
 };
 void unpack_k_row(GgmlType type, int64_t n, const void* w, KRow& row);  // Q4_K or Q6_K
 float dot_k_row(const KRow& row, int64_t n, const void* a);              // a: Q8_K row
+
+// The portable path, whatever the CPU: unpack and multiply (for tests).
+float dot_k_portable(GgmlType type, int64_t n, const void* w, const void* a);
+// The portable Q4_0 kernel, whatever the CPU (for tests).
+float dot_q4_0_portable(int64_t n, const void* w, const void* a);
 
 // F16 x F16 as ggml_vec_dot_f16 on AVX-512: 4 accumulators of 16 lanes over
 // the largest multiple of 64, reduced, the rest added in double.
@@ -60,5 +70,12 @@ float dot_f16(int64_t n, const uint16_t* x, const uint16_t* y);
 float dot_f16_f32_avx512(int64_t k, const uint16_t* w, const float* x);
 float dot_q8_0_avx512(int64_t n, const void* w, const void* a);
 bool have_avx512();
+
+// The AVX2 versions (ggml_order_avx2.cpp), on the packed blocks; call only
+// when have_avx2(). Same results as the portable versions, bit for bit.
+float dot_q4_k_avx2(int64_t n, const void* w, const void* a);  // a: Q8_K row
+float dot_q6_k_avx2(int64_t n, const void* w, const void* a);  // a: Q8_K row
+float dot_q4_0_avx2(int64_t n, const void* w, const void* a);  // a: Q8_0 row
+bool have_avx2();  // AVX2 + FMA + F16C
 
 }  // namespace hai::model::ggml_order
