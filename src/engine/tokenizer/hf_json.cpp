@@ -209,6 +209,7 @@ void apply_decoder(const json& j, PipelineConfig& cfg, const PreInfo& info, cons
     cfg.piece_mode = info.byte_level ? PieceMode::BYTE_LEVEL
                      : info.wordpiece_like ? PieceMode::WORDPIECE_HF
                                            : PieceMode::SENTENCEPIECE;
+    if (cfg.piece_mode == PieceMode::WORDPIECE_HF) cfg.cleanup = SpaceCleanup::HUGGING_FACE;
     return;
   }
   std::string t = type_of(j, where);
@@ -217,6 +218,7 @@ void apply_decoder(const json& j, PipelineConfig& cfg, const PreInfo& info, cons
   } else if (t == "WordPiece") {
     cfg.piece_mode = PieceMode::WORDPIECE_HF;
     cfg.strip_first_space = true;
+    cfg.cleanup = bool_or(j, "cleanup", true) ? SpaceCleanup::HUGGING_FACE : SpaceCleanup::NONE;
   } else if (t == "Metaspace") {
     cfg.piece_mode = PieceMode::SENTENCEPIECE;
     std::string scheme = str_or(j, "prepend_scheme", bool_or(j, "add_prefix_space", true) ? "always" : "never");
@@ -379,6 +381,9 @@ std::unique_ptr<Tokenizer> build(const json& root, const std::string& path) {
       TokenId e = lookup(*map, config_token(conf, "eos_token"));
       if (b >= 0 && v.bos < 0) v.bos = b;
       if (e >= 0) v.eos = e;
+      // transformers cleans after the decoder when the config asks for it.
+      auto clean = conf.find("clean_up_tokenization_spaces");
+      if (clean != conf.end() && clean->is_boolean() && clean->get<bool>()) cfg.cleanup = SpaceCleanup::HUGGING_FACE;
     }
   }
   fill_eog(v);

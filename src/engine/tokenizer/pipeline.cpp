@@ -212,15 +212,73 @@ std::string PipelineTokenizer::decode(const std::vector<TokenId>& ids, bool rend
     }
     out += piece;
   }
-  if (cfg_.piece_mode == PieceMode::WORDPIECE_GGUF || cfg_.piece_mode == PieceMode::WORDPIECE_HF) {
-    // WordPiece text is words joined by spaces; tidy it the way Hugging Face's
-    // clean_up_tokenization does ("hello , world !" -> "hello, world!").
-    static const std::pair<const char*, const char*> kCleanups[] = {
-        {" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"}, {" n't", "n't"},
-        {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
-    for (auto [from, to] : kCleanups) out = replace_all(std::move(out), from, to);
+  switch (cfg_.cleanup) {
+    case SpaceCleanup::NONE: break;
+    case SpaceCleanup::LLAMA_CPP: out = llama_clean_spaces(out); break;
+    case SpaceCleanup::HUGGING_FACE: out = hf_clean_up_tokenization(out); break;
   }
   return out;
 }
 
 }  // namespace hai::tok
+
+namespace hai {
+
+std::string llama_clean_spaces(std::string_view text) {
+  // Each pass reads the previous pass's text and writes a new one; "drop the
+  // space" means taking back the space just written before the current byte.
+  auto is_space_before = [](std::string_view t, size_t i) { return i > 0 && t[i - 1] == ' '; };
+
+  // Pass 1: " ?", " !", " .", " ,"  ->  "?", "!", ".", ",".
+  std::string p1;
+  p1.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (is_space_before(text, i) && (c == '?' || c == '!' || c == '.' || c == ',')) p1.pop_back();
+    p1 += c;
+  }
+
+  // Pass 2: " ' "  ->  "'". The space after the apostrophe is skipped and no
+  // longer counts as a space before the next byte, so " ' ' " becomes "'' ".
+  std::string p2;
+  p2.reserve(p1.size());
+  size_t skipped = std::string::npos;  // index in p1 of the last skipped space
+  for (size_t i = 0; i < p1.size(); ++i) {
+    const char c = p1[i];
+    const bool space_before = is_space_before(p1, i) && skipped != i - 1;
+    if (c == '\'' && space_before && i + 1 < p1.size() && p1[i + 1] == ' ') {
+      p2.pop_back();
+      p2 += c;
+      skipped = ++i;
+      continue;
+    }
+    p2 += c;
+  }
+
+  // Pass 3: " 's", " 'm", " 're", " 've"  ->  without the space.
+  std::string p3;
+  p3.reserve(p2.size());
+  for (size_t i = 0; i < p2.size(); ++i) {
+    const char c = p2[i];
+    if (c == '\'' && is_space_before(p2, i) && i + 1 < p2.size()) {
+      const char x1 = p2[i + 1];
+      const char x2 = i + 2 < p2.size() ? p2[i + 2] : '\0';
+      const bool s_or_m = x1 == 's' || x1 == 'm';
+      const bool re_or_ve = i + 2 < p2.size() && (x1 == 'r' || x1 == 'v') && x2 == 'e';
+      if (s_or_m || re_or_ve) p3.pop_back();
+    }
+    p3 += c;
+  }
+  return p3;
+}
+
+std::string hf_clean_up_tokenization(std::string_view text) {
+  static const std::pair<const char*, const char*> kCleanups[] = {
+      {" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"}, {" n't", "n't"},
+      {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
+  std::string out(text);
+  for (auto [from, to] : kCleanups) out = tok::replace_all(std::move(out), from, to);
+  return out;
+}
+
+}  // namespace hai

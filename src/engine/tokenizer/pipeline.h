@@ -62,6 +62,13 @@ enum class PieceMode {
   WORDPIECE_HF,   // continuations carry "##", words are joined by spaces
 };
 
+// The space clean-up decode() applies after joining the pieces.
+enum class SpaceCleanup {
+  NONE,
+  LLAMA_CPP,     // llama_clean_spaces (GGUF vocabularies with clean_spaces)
+  HUGGING_FACE,  // hf_clean_up_tokenization (tokenizer.json)
+};
+
 // A token matched in the raw text before anything else runs.
 struct AddedToken {
   std::string text;
@@ -81,6 +88,7 @@ struct PipelineConfig {
   PieceMode piece_mode = PieceMode::SENTENCEPIECE;
   bool strip_first_space = false;  // decode: drop the leading space of the first piece
   bool byte_fallback_decode = false;  // HF: <0xNN> tokens decode to bytes
+  SpaceCleanup cleanup = SpaceCleanup::NONE;  // decode: applied to the whole text
 };
 
 class PipelineTokenizer : public Tokenizer {

@@ -157,6 +157,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_vocab(Vocab v) {
   } else {
     throw Error("tokenizer: unknown tokenizer model '" + v.model + "' (tokenizer.ggml.model)");
   }
+  cfg.cleanup = v.clean_spaces ? SpaceCleanup::LLAMA_CPP : SpaceCleanup::NONE;
   fill_eog(v);
   return std::make_unique<PipelineTokenizer>(std::move(v), std::move(cfg));
 }
@@ -194,6 +195,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& f) {
     } else if (v.model == "bert") {
       v.cls = 101, v.unk = 100, v.sep = 102, v.pad = 0, v.mask = 103;
       v.add_bos = true;
+      v.clean_spaces = true;
     } else if (v.model == "gpt2") {
       if (!f.has("tokenizer.ggml.merges")) throw Error("no tokenizer.ggml.merges key (needed by a gpt2 vocabulary)");
       v.merges = f.get_string_array("tokenizer.ggml.merges");
@@ -202,6 +204,15 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& f) {
       v.add_bos = v.pre == "llama3" || v.pre == "llama-v3" || v.pre == "llama-bpe" || v.pre == "falcon3" ||
                   v.pre == "pixtral";
       tok::gguf_pre_regexes(v.pre);  // unknown names fail here, naming the key
+      // llama.cpp cleans spaces for every BPE vocabulary except these.
+      static const std::unordered_set<std::string> kNoCleanSpaces = {
+          "deepseek-llm", "deepseek-coder", "deepseek-v3", "youtu", "sarvam-moe", "command-r", "qwen2",
+          "deepseek-r1-qwen", "kormo", "f2llmv2", "qwen35", "poro-chat", "viking", "tekken", "smollm",
+          "chameleon", "gpt-4o", "llama4", "kanana2", "talkie", "granite-embed-multi-97m", "tiny_aya",
+          "cohere2moe", "superbpe", "trillion", "granite-docling", "bailingmoe", "bailingmoe2", "llada-moe",
+          "seed-coder", "hunyuan", "hunyuan-dense", "joyai-llm", "kimi-k2", "grok-2", "afmoe", "laguna",
+          "minimax-m2", "solar-open"};
+      v.clean_spaces = kNoCleanSpaces.count(v.pre) == 0;
     } else {
       throw Error("unknown tokenizer model '" + v.model + "' (tokenizer.ggml.model)");
     }

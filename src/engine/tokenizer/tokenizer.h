@@ -61,6 +61,12 @@ struct Vocab {
   // Special tokens that swallow the whitespace on their right (llama.cpp's
   // RSTRIP attribute, set for Phi-3 vocabularies like llama.cpp does).
   std::vector<TokenId> rstrip;
+  // decode() tidies spaces before punctuation and contractions afterwards
+  // (llama.cpp's clean_spaces, see llama_clean_spaces below). from_gguf sets
+  // it the way llama.cpp does: on for "bert" and for "gpt2" except the
+  // pre-tokenizers that turn it off (qwen2, deepseek-*, command-r, smollm,
+  // ...); off for "llama".
+  bool clean_spaces = false;
 };
 // from_gguf follows llama.cpp for absent keys: "llama" adds BOS (id 1, eos 2,
 // unk 0); "bert" adds [CLS] (101) ... [SEP] (102); "gpt2" adds BOS only for
@@ -68,6 +74,18 @@ struct Vocab {
 // from_hf_json takes BOS/EOS from the post_processor (TemplateProcessing,
 // BertProcessing, RobertaProcessing), and eos for is_eog() also from a
 // tokenizer_config.json next to the file.
+
+// llama.cpp's detokenizer clean-up, byte for byte, in three passes over the
+// text: (1) a space before '?', '!', '.' or ',' is dropped; (2) a lone
+// apostrophe between two spaces loses both (" ' " -> "'"); (3) a space before
+// the contractions 's, 'm, 're and 've is dropped (not before 't, 'd, 'll,
+// nor " n't"). Each pass looks at the text the previous pass left.
+std::string llama_clean_spaces(std::string_view text);
+
+// Hugging Face's clean_up_tokenization: replaces " .", " ?", " !", " ,",
+// " ' ", " n't", " 'm", " 's", " 've", " 're" by the same without the space
+// (" ' " by "'"), each over the whole text in that order.
+std::string hf_clean_up_tokenization(std::string_view text);
 
 class Tokenizer {
  public:
@@ -89,7 +107,11 @@ class Tokenizer {
   // "▁" becomes a space for SentencePiece, byte-level BPE is unmapped).
   virtual std::string token_to_piece(TokenId id, bool render_special = true) const = 0;
   // Concatenated pieces, with the leading space of the first SentencePiece
-  // token removed when the vocabulary adds one. Ids out of range throw.
+  // token removed when the vocabulary adds one, then the vocabulary's space
+  // clean-up: llama.cpp's (llama_clean_spaces) when Vocab::clean_spaces is
+  // set; for a tokenizer.json, Hugging Face's clean_up_tokenization when its
+  // WordPiece decoder has "cleanup" or a tokenizer_config.json next to it has
+  // "clean_up_tokenization_spaces": true. Ids out of range throw.
   virtual std::string decode(const std::vector<TokenId>& ids, bool render_special = true) const = 0;
 
   const Vocab& vocab() const { return vocab_; }
