@@ -50,7 +50,9 @@ void check_logits(const std::string& name, bool check_text, bool byte_identical 
   const std::string ref_text = hai::test::read_file(fixture("reference/" + name + ".json"));
   const auto ref = nlohmann::json::parse(ref_text);
   ASSERT_EQ(ours.size(), ref.size());
-  if (byte_identical) EXPECT_TRUE(r.out == ref_text) << name << ": output differs from the reference file";
+  if (byte_identical) {
+    EXPECT_TRUE(r.out == ref_text) << name << ": output differs from the reference file";
+  }
   int positions = 0, same = 0;
   for (size_t k = 0; k < ref.size(); ++k) {
     EXPECT_EQ(ours[k]["prompt"], ref[k]["prompt"]);
