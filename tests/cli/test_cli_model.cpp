@@ -212,3 +212,32 @@ TEST(CliRun, BadInput) {
 }
 
 }  // namespace
+
+namespace {
+
+// Every kernel path the machine has gives the same logits: the forced
+// fallbacks (HAI_CPU=scalar, avx2) against the best path, on the types of
+// the fixtures (F16, Q8_0, Q4_0, Q4_K, Q6_K).
+TEST(CliKernelPaths, ForcedFallbacksGiveTheSameLogits) {
+  const std::string prompts = write_tmp("paths.txt", "Once upon a time\n大模型的发展进入2.0阶段\n");
+  for (const char* name : {"tiny-llama-spm-f16", "tiny-llama-spm-q8_0", "tiny-llama-spm-q4_0",
+                           "tiny-llama-spm-q4_k_m", "tiny-qwen2-gpt2-q4_k_m"}) {
+    const std::string args = "logits -m " + model(name) + " --prompt-file " + prompts;
+    const auto best = run_hai(args);
+    ASSERT_EQ(best.exit_code, 0) << best.err;
+    for (const char* level : {"scalar", "avx2"}) {
+      const auto forced = hai::test::run(std::string("HAI_CPU=") + level + " " + hai::test::hai_bin() + " " + args);
+      ASSERT_EQ(forced.exit_code, 0) << forced.err;
+      EXPECT_EQ(forced.out, best.out) << name << " with HAI_CPU=" << level;
+    }
+  }
+}
+
+TEST(CliKernelPaths, UnknownCpuLevelIsAnError) {
+  const auto r = hai::test::run("HAI_CPU=sse9 " + hai::test::hai_bin() + " logits -m " + model("tiny-llama-spm-q8_0") +
+                                " --prompt-file " + write_tmp("p.txt", "hi\n"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("sse9"), std::string::npos) << r.err;
+}
+
+}  // namespace

@@ -11,7 +11,9 @@ namespace hai::model::ggml_order {
 bool have_avx512() {
   static const bool ok = [] {
     const CpuFeatures& f = cpu_features();
-    return f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.avx512vnni && f.fma && f.f16c;
+    // cpu_level() honours HAI_CPU, so tests and users can force the fallbacks.
+    return cpu_level() >= CpuLevel::kAvx512 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq &&
+           f.avx512vnni && f.fma && f.f16c;
   }();
   return ok;
 }
@@ -19,7 +21,7 @@ bool have_avx512() {
 bool have_avx2() {
   static const bool ok = [] {
     const CpuFeatures& f = cpu_features();
-    return f.avx2 && f.fma && f.f16c;
+    return cpu_level() >= CpuLevel::kAvx2 && f.avx2 && f.fma && f.f16c;
   }();
   return ok;
 }
