@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "engine/chat/jinja.h"
+#include "engine/chat/utf8.h"
 #include "engine/common/error.h"
 
 namespace hai::chat::jinja {
@@ -229,24 +230,6 @@ class Lexer {
     }
   }
 
-  static void append_utf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-      out += char(cp);
-    } else if (cp < 0x800) {
-      out += char(0xC0 | (cp >> 6));
-      out += char(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += char(0xE0 | (cp >> 12));
-      out += char(0x80 | ((cp >> 6) & 0x3F));
-      out += char(0x80 | (cp & 0x3F));
-    } else {
-      out += char(0xF0 | (cp >> 18));
-      out += char(0x80 | ((cp >> 12) & 0x3F));
-      out += char(0x80 | ((cp >> 6) & 0x3F));
-      out += char(0x80 | (cp & 0x3F));
-    }
-  }
-
   uint32_t read_hex(size_t n) {
     if (pos_ + n > src_.size()) fail("truncated escape sequence in string");
     uint32_t v = 0;
@@ -291,12 +274,12 @@ class Lexer {
         case '\'': s += '\''; break;
         case '"': s += '"'; break;
         case '\n': ++line_; break;  // line continuation
-        case 'x': append_utf8(s, read_hex(2)); break;
-        case 'u': append_utf8(s, read_hex(4)); break;
+        case 'x': utf8::append(s, read_hex(2)); break;
+        case 'u': utf8::append(s, read_hex(4)); break;
         case 'U': {
           uint32_t cp = read_hex(8);
           if (cp > 0x10FFFF) fail("invalid \\U escape in string");
-          append_utf8(s, cp);
+          utf8::append(s, cp);
           break;
         }
         default:  // Python keeps unknown escapes as they are

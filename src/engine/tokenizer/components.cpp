@@ -212,26 +212,32 @@ class ByteLevel final : public PreTokenizer {
   std::unique_ptr<Regex> re_;
 };
 
+// Splits every piece at the code points for which `match` holds (each one a
+// range of its own, or runs of them when merge_runs), with `behavior`.
+template <typename Pred>
+void split_on_code_points(std::vector<std::string>& pieces, Pred match, bool merge_runs, SplitBehavior behavior) {
+  std::vector<std::string> out;
+  for (auto& p : pieces) {
+    std::vector<std::pair<size_t, size_t>> m;
+    for (size_t pos = 0; pos < p.size();) {
+      const size_t b = pos;
+      if (!match(unicode::next_cpt(p, pos))) continue;
+      if (merge_runs && !m.empty() && m.back().second == b) {
+        m.back().second = pos;
+      } else {
+        m.emplace_back(b, pos);
+      }
+    }
+    split_by_ranges(p, m, behavior, false, out);
+  }
+  pieces = std::move(out);
+}
+
 class Digits final : public PreTokenizer {
  public:
   explicit Digits(bool individual) : individual_(individual) {}
   void apply(std::vector<std::string>& pieces, bool) const override {
-    std::vector<std::string> out;
-    for (auto& p : pieces) {
-      std::vector<std::pair<size_t, size_t>> m;
-      for (size_t pos = 0; pos < p.size();) {
-        size_t b = pos;
-        uint32_t c = unicode::next_cpt(p, pos);
-        if (!unicode::is_number(c)) continue;
-        if (!individual_ && !m.empty() && m.back().second == b) {
-          m.back().second = pos;
-        } else {
-          m.emplace_back(b, pos);
-        }
-      }
-      split_by_ranges(p, m, SplitBehavior::ISOLATED, false, out);
-    }
-    pieces = std::move(out);
+    split_on_code_points(pieces, unicode::is_number, /*merge_runs=*/!individual_, SplitBehavior::ISOLATED);
   }
 
  private:
@@ -346,16 +352,7 @@ class Punctuation final : public PreTokenizer {
  public:
   explicit Punctuation(SplitBehavior b) : b_(b) {}
   void apply(std::vector<std::string>& pieces, bool) const override {
-    std::vector<std::string> out;
-    for (auto& p : pieces) {
-      std::vector<std::pair<size_t, size_t>> m;
-      for (size_t pos = 0; pos < p.size();) {
-        size_t b = pos;
-        if (bert_punct(unicode::next_cpt(p, pos))) m.emplace_back(b, pos);
-      }
-      split_by_ranges(p, m, b_, false, out);
-    }
-    pieces = std::move(out);
+    split_on_code_points(pieces, bert_punct, /*merge_runs=*/false, b_);
   }
 
  private:
