@@ -9,86 +9,18 @@
 #include <map>
 
 #include "engine/common/error.h"
+#include "engine/common/utf8.h"
 
 namespace hai::kb {
-
-namespace {
-
-// Decodes one code point at s[*i]; advances *i. Returns U+FFFD and advances
-// one byte on a malformed sequence.
-char32_t DecodeOne(std::string_view s, size_t* i, bool* ok) {
-  const auto b0 = static_cast<unsigned char>(s[*i]);
-  int len = 0;
-  char32_t c = 0;
-  if (b0 < 0x80) {
-    *i += 1;
-    return b0;
-  } else if ((b0 & 0xE0) == 0xC0) {
-    len = 2;
-    c = b0 & 0x1F;
-  } else if ((b0 & 0xF0) == 0xE0) {
-    len = 3;
-    c = b0 & 0x0F;
-  } else if ((b0 & 0xF8) == 0xF0) {
-    len = 4;
-    c = b0 & 0x07;
-  } else {
-    *ok = false;
-    *i += 1;
-    return 0xFFFD;
-  }
-  if (*i + len > s.size()) {
-    *ok = false;
-    *i += 1;
-    return 0xFFFD;
-  }
-  for (int k = 1; k < len; ++k) {
-    const auto b = static_cast<unsigned char>(s[*i + k]);
-    if ((b & 0xC0) != 0x80) {
-      *ok = false;
-      *i += 1;
-      return 0xFFFD;
-    }
-    c = (c << 6) | (b & 0x3F);
-  }
-  // Reject overlong forms, surrogates and values past U+10FFFF.
-  static const char32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
-  if (c < kMin[len] || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) {
-    *ok = false;
-    *i += 1;
-    return 0xFFFD;
-  }
-  *i += len;
-  return c;
-}
-
-}  // namespace
 
 std::u32string DecodeUtf8(std::string_view s) {
   std::u32string out;
   out.reserve(s.size());
-  bool ok = true;
-  for (size_t i = 0; i < s.size();) out.push_back(DecodeOne(s, &i, &ok));
+  for (size_t i = 0; i < s.size();) out.push_back(utf8::decode(s, i));
   return out;
 }
 
-void AppendUtf8(std::string* out, char32_t c) {
-  if (c < 0x80) {
-    out->push_back(static_cast<char>(c));
-  } else if (c < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (c >> 6)));
-    out->push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  } else if (c < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (c >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (c >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((c >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  }
-}
+void AppendUtf8(std::string* out, char32_t c) { utf8::append(*out, c); }
 
 std::string EncodeUtf8(std::u32string_view s) {
   std::string out;
@@ -103,11 +35,7 @@ size_t CountCodePoints(std::string_view s) {
   return n;
 }
 
-bool IsValidUtf8(std::string_view s) {
-  bool ok = true;
-  for (size_t i = 0; i < s.size() && ok;) DecodeOne(s, &i, &ok);
-  return ok;
-}
+bool IsValidUtf8(std::string_view s) { return utf8::find_invalid(s) == std::string_view::npos; }
 
 bool IsHan(char32_t c) {
   return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2FA1F) ||

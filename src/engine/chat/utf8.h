@@ -9,17 +9,17 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/common/utf8.h"
+
 namespace hai::chat::utf8 {
 
-constexpr uint32_t kReplacement = 0xFFFD;
-
-// Decodes the code point at s[pos] and advances pos past it.
-uint32_t decode(std::string_view s, size_t& pos);
-void append(std::string& out, uint32_t cp);
-std::vector<uint32_t> code_points(std::string_view s);
-std::string encode(const std::vector<uint32_t>& cps);
-// Byte offset of the first invalid sequence, or npos when s is valid UTF-8.
-size_t find_invalid(std::string_view s);
+// The codec itself is the project's one (engine/common/utf8.h).
+using hai::utf8::append;
+using hai::utf8::code_points;
+using hai::utf8::decode;
+using hai::utf8::encode;
+using hai::utf8::find_invalid;
+using hai::utf8::kReplacement;
 
 // Python's str.isspace() for one code point.
 bool is_space(uint32_t cp);

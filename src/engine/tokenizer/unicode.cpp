@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "engine/common/error.h"
+#include "engine/common/utf8.h"
 
 namespace hai::unicode {
 
@@ -80,23 +81,7 @@ std::vector<uint32_t> decode_utf8(std::string_view text) {
   return out;
 }
 
-void append_utf8(std::string& out, uint32_t c) {
-  if (c < 0x80) {
-    out += static_cast<char>(c);
-  } else if (c < 0x800) {
-    out += static_cast<char>(0xC0 | (c >> 6));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  } else if (c < 0x10000) {
-    out += static_cast<char>(0xE0 | (c >> 12));
-    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (c >> 18));
-    out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  }
-}
+void append_utf8(std::string& out, uint32_t c) { utf8::append(out, c); }
 
 std::string cpt_to_utf8(uint32_t cpt) {
   std::string s;
