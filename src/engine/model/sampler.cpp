@@ -117,7 +117,11 @@ int32_t Sampler::sample(const float* logits, int64_t n_vocab) {
     cum += x.p;
     if (u < cum) return x.id;
   }
-  return cand_.back().id;
+  // Rounding left the sum just short of u: the last candidate that can be
+  // drawn at all (never one of probability 0, e.g. a token masked to -inf).
+  for (auto it = cand_.rbegin(); it != cand_.rend(); ++it)
+    if (it->p > 0.0f) return it->id;
+  return cand_.front().id;
 }
 
 }  // namespace hai::model
