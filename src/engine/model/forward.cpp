@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <string>
 
 #include "engine/common/error.h"
 #include "engine/model/ggml_order.h"
@@ -9,11 +11,13 @@
 
 namespace hai::model {
 
-Context::Context(const Model& model, int64_t n_ctx, int n_threads)
+Context::Context(const Model& model, int64_t n_ctx, int n_threads, int n_seq, KvType kv_type)
     : model_(model), hp_(model.hparams()), n_threads_(n_threads) {
   if (n_ctx <= 0) throw Error("context size must be positive, got " + std::to_string(n_ctx));
   if (n_threads < 1 || n_threads > 1024) throw Error("thread count must be in [1, 1024], got " + std::to_string(n_threads));
-  cache_ = KvCache(hp_.n_layer, n_ctx, hp_.n_embd_k(), hp_.n_embd_v());
+  if (n_seq < 1 || n_seq > 4096) throw Error("sequence count must be in [1, 4096], got " + std::to_string(n_seq));
+  cache_ = KvCache(hp_.n_layer, n_ctx, hp_.n_embd_k(), hp_.n_embd_v(), n_seq, kv_type, hp_.head_dim_k, hp_.head_dim_v);
+  len_.assign(static_cast<size_t>(n_seq), 0);
   pool_ = std::make_unique<ThreadPool>(n_threads);
   pfor_ = [pool = pool_.get()](int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
     pool->parallel_for(0, n, fn);
@@ -22,28 +26,138 @@ Context::Context(const Model& model, int64_t n_ctx, int n_threads)
 
 Context::~Context() = default;
 
+void Context::check_seq(int seq) const {
+  if (seq < 0 || seq >= n_seq())
+    throw Error("sequence id " + std::to_string(seq) + " is out of range [0, " + std::to_string(n_seq()) + ")");
+}
+
+void Context::check_tokens(const int32_t* tokens, int64_t n) const {
+  for (int64_t i = 0; i < n; ++i)
+    if (tokens[i] < 0 || tokens[i] >= hp_.n_vocab)
+      throw Error("token id " + std::to_string(tokens[i]) + " is out of the vocabulary [0, " +
+                  std::to_string(hp_.n_vocab) + ")");
+}
+
+void Context::check_fits(int seq, int64_t n) const {
+  if (len_[seq] + n > n_ctx())
+    throw Error(std::to_string(n) + " tokens after " + std::to_string(len_[seq]) +
+                " already in the cache do not fit in the context of " + std::to_string(n_ctx()) + " tokens");
+}
+
+int64_t Context::seq_len(int seq) const {
+  check_seq(seq);
+  return len_[seq];
+}
+
+void Context::clear() {
+  for (int s = 0; s < n_seq(); ++s) seq_truncate(s, 0);
+}
+
+void Context::seq_truncate(int seq, int64_t n) {
+  check_seq(seq);
+  if (n < 0 || n > len_[seq])
+    throw Error("cannot truncate sequence " + std::to_string(seq) + " of " + std::to_string(len_[seq]) +
+                " positions to " + std::to_string(n));
+  cache_.zero_values(seq, n, len_[seq]);
+  len_[seq] = n;
+}
+
+void Context::seq_copy(int src, int dst, int64_t n, int64_t from) {
+  check_seq(src);
+  check_seq(dst);
+  if (n < 0 || n > len_[src] || from < 0 || from > n || from > len_[dst])
+    throw Error("cannot copy positions " + std::to_string(from) + ".." + std::to_string(n) + " of sequence " +
+                std::to_string(src) + " (" + std::to_string(len_[src]) + " positions) to sequence " +
+                std::to_string(dst) + " (" + std::to_string(len_[dst]) + " positions)");
+  if (src == dst) {
+    seq_truncate(dst, n);
+    return;
+  }
+  seq_truncate(dst, from);
+  cache_.copy(src, dst, from, n);
+  len_[dst] = n;
+}
+
 void Context::eval(const std::vector<int32_t>& tokens, bool all_logits, std::vector<float>& logits) {
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (n == 0) throw Error("no tokens to evaluate (empty prompt)");
-  if (n_past_ + n > n_ctx())
-    throw Error(std::to_string(n) + " tokens after " + std::to_string(n_past_) +
-                " already in the cache do not fit in the context of " + std::to_string(n_ctx()) + " tokens");
-  for (int32_t id : tokens)
-    if (id < 0 || id >= hp_.n_vocab)
-      throw Error("token id " + std::to_string(id) + " is out of the vocabulary [0, " + std::to_string(hp_.n_vocab) +
-                  ")");
+  check_fits(0, n);
+  check_tokens(tokens.data(), n);
 
   logits.assign(static_cast<size_t>((all_logits ? n : 1) * hp_.n_vocab), 0.0f);
   for (int64_t s = 0; s < n; s += kMicroBatch) {
     const int64_t m = std::min(kMicroBatch, n - s);
-    const bool last = s + m == n;
-    const int64_t n_out = all_logits ? m : (last ? 1 : 0);
-    float* out = logits.data() + (all_logits ? s * hp_.n_vocab : 0);
-    forward(tokens.data() + s, m, n_out, out);
+    tok_.assign(tokens.begin() + s, tokens.begin() + s + m);
+    seq_.assign(static_cast<size_t>(m), 0);
+    pos_.resize(static_cast<size_t>(m));
+    for (int64_t i = 0; i < m; ++i) pos_[i] = len_[0] + i;
+    out_.assign(static_cast<size_t>(m), all_logits ? 1 : 0);
+    if (s + m == n) out_[m - 1] = 1;
+    forward(m, Output::kLogits, logits.data() + (all_logits ? s * hp_.n_vocab : 0));
   }
 }
 
-// The transformer, for n tokens at positions p0 .. p0+n-1 (p0 = n_past_):
+void Context::eval_hidden(const std::vector<int32_t>& tokens, std::vector<float>& hidden) {
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  if (n == 0) throw Error("no tokens to evaluate (empty prompt)");
+  check_fits(0, n);
+  check_tokens(tokens.data(), n);
+
+  hidden.assign(static_cast<size_t>(n * hp_.n_embd), 0.0f);
+  for (int64_t s = 0; s < n; s += kMicroBatch) {
+    const int64_t m = std::min(kMicroBatch, n - s);
+    tok_.assign(tokens.begin() + s, tokens.begin() + s + m);
+    seq_.assign(static_cast<size_t>(m), 0);
+    pos_.resize(static_cast<size_t>(m));
+    for (int64_t i = 0; i < m; ++i) pos_[i] = len_[0] + i;
+    out_.assign(static_cast<size_t>(m), 1);
+    forward(m, Output::kHidden, hidden.data() + s * hp_.n_embd);
+  }
+}
+
+void Context::eval_batch(const std::vector<BatchToken>& batch, std::vector<float>& logits) {
+  const int64_t n = static_cast<int64_t>(batch.size());
+  if (n == 0) throw Error("no tokens to evaluate (empty batch)");
+  // Validate everything before the cache changes.
+  std::vector<int64_t> next(len_);
+  int64_t n_rows = 0;
+  for (const BatchToken& b : batch) {
+    check_seq(b.seq);
+    check_tokens(&b.token, 1);
+    ++next[b.seq];
+    n_rows += b.logits ? 1 : 0;
+  }
+  for (int s = 0; s < n_seq(); ++s)
+    if (next[s] > n_ctx())
+      throw Error("sequence " + std::to_string(s) + ": " + std::to_string(next[s] - len_[s]) + " tokens after " +
+                  std::to_string(len_[s]) + " already in the cache do not fit in the context of " +
+                  std::to_string(n_ctx()) + " tokens");
+
+  logits.assign(static_cast<size_t>(n_rows * hp_.n_vocab), 0.0f);
+  std::copy(len_.begin(), len_.end(), next.begin());
+  int64_t row = 0;
+  for (int64_t s = 0; s < n; s += kMicroBatch) {
+    const int64_t m = std::min(kMicroBatch, n - s);
+    tok_.resize(static_cast<size_t>(m));
+    seq_.resize(static_cast<size_t>(m));
+    pos_.resize(static_cast<size_t>(m));
+    out_.resize(static_cast<size_t>(m));
+    int64_t rows = 0;
+    for (int64_t i = 0; i < m; ++i) {
+      const BatchToken& b = batch[s + i];
+      tok_[i] = b.token;
+      seq_[i] = b.seq;
+      pos_[i] = next[b.seq]++;
+      out_[i] = b.logits ? 1 : 0;
+      rows += out_[i];
+    }
+    forward(m, Output::kLogits, logits.data() + row * hp_.n_vocab);
+    row += rows;
+  }
+}
+
+// The transformer, for the n tokens of the micro-batch, token i of sequence
+// seq_[i] at position pos_[i]:
 //
 //   x = embed(tokens)
 //   for each layer:
@@ -53,10 +167,9 @@ void Context::eval(const std::vector<int32_t>& tokens, bool all_logits, std::vec
 //     x = x + attention(q, cache) Wo
 //     h = rmsnorm(x) * ffn_norm
 //     x = x + (silu(h Wgate) * (h Wup)) Wdown
-//   logits = (rmsnorm(x) * output_norm) Woutput
-void Context::forward(const int32_t* tokens, int64_t n, int64_t n_out, float* logits) {
+//   hidden = rmsnorm(x) * output_norm;  logits = hidden Woutput
+void Context::forward(int64_t n, Output what, float* out) {
   const Hparams& hp = hp_;
-  const int64_t p0 = n_past_;
   const int64_t D = hp.n_embd;
   x_.resize(n * D);
   xb_.resize(n * D);
@@ -70,9 +183,9 @@ void Context::forward(const int32_t* tokens, int64_t n, int64_t n_out, float* lo
   rope_.resize(n * hp.n_rot);
 
   // x[n][D] = token embeddings; rope angles per position.
-  for (int64_t i = 0; i < n; ++i) embedding_row(model_.token_embd, tokens[i], &x_[i * D]);
+  for (int64_t i = 0; i < n; ++i) embedding_row(model_.token_embd, tok_[i], &x_[i * D]);
   const float* freq_factors = model_.rope_freqs ? model_.rope_freqs.f32() : nullptr;
-  for (int64_t i = 0; i < n; ++i) rope_angles(hp, freq_factors, p0 + i, &rope_[i * hp.n_rot]);
+  for (int64_t i = 0; i < n; ++i) rope_angles(hp, freq_factors, pos_[i], &rope_[i * hp.n_rot]);
 
   for (int64_t l = 0; l < hp.n_layer; ++l) {
     const Layer& L = model_.layers[l];
@@ -94,7 +207,7 @@ void Context::forward(const int32_t* tokens, int64_t n, int64_t n_out, float* lo
         rope_apply(hp.rope_layout, hp.n_rot, &rope_[i * hp.n_rot], kh);
       }
     }
-    attention(l, n, p0);
+    attention(l, n);
     matmul(L.wo, att_.data(), n, proj_.data(), L.bo ? L.bo.f32() : nullptr, act_, pfor_);
     for (int64_t j = 0; j < n * D; ++j) x_[j] += proj_[j];
 
@@ -102,25 +215,45 @@ void Context::forward(const int32_t* tokens, int64_t n, int64_t n_out, float* lo
     for (int64_t i = 0; i < n; ++i) rmsnorm(&xb_[i * D], &x_[i * D], L.ffn_norm.f32(), D, hp.rms_eps);
     matmul(L.ffn_gate, xb_.data(), n, gate_.data(), nullptr, act_, pfor_);
     matmul(L.ffn_up, xb_.data(), n, up_.data(), nullptr, act_, pfor_);
-    for (int64_t i = 0; i < n; ++i) swiglu(&gate_[i * hp.n_ff], &up_[i * hp.n_ff], hp.n_ff);
+    swiglu_rows(n);
     matmul(L.ffn_down, gate_.data(), n, proj_.data(), nullptr, act_, pfor_);
     for (int64_t j = 0; j < n * D; ++j) x_[j] += proj_[j];
   }
+  for (int64_t i = 0; i < n; ++i) len_[seq_[i]] = std::max(len_[seq_[i]], pos_[i] + 1);
 
-  n_past_ += n;
+  // Final norm of the wanted tokens, gathered into xb_[0 .. n_out).
+  int64_t n_out = 0;
+  for (int64_t i = 0; i < n; ++i)
+    if (out_[i]) rmsnorm(&xb_[n_out++ * D], &x_[i * D], model_.output_norm.f32(), D, hp.rms_eps);
   if (n_out == 0) return;
-  // Logits of the last n_out tokens.
-  const int64_t first = n - n_out;
-  for (int64_t i = first; i < n; ++i) rmsnorm(&xb_[i * D], &x_[i * D], model_.output_norm.f32(), D, hp.rms_eps);
-  matmul(model_.output, &xb_[first * D], n_out, logits, nullptr, act_, pfor_);
+  if (what == Output::kHidden)
+    std::memcpy(out, xb_.data(), static_cast<size_t>(n_out * D) * sizeof(float));
+  else
+    matmul(model_.output, xb_.data(), n_out, out, nullptr, act_, pfor_);
 }
 
-// Causal self-attention of the n new tokens over the cache, with grouped
-// heads (n_head / n_head_kv query heads share one K/V head), computed as the
-// reference engine does without flash attention: K and V are stored as F16;
-// the query is rounded to F16 for Q.K (ggml_vec_dot_f16); the softmax uses
-// ggml's vector expf; the F32 probabilities multiply the F16 values in 16
-// lanes (tinyBLAS), over the positions padded to a multiple of 16 with zeros.
+// gate = silu(gate) * up for every token, split over the threads in pieces
+// of whole rows or of kPiece values: each piece starts at a multiple of 16
+// of its row and the last one ends with the row, so swiglu's SIMD groups
+// and scalar tail are the same as for the whole row.
+void Context::swiglu_rows(int64_t n) {
+  constexpr int64_t kPiece = 512;
+  const int64_t n_ff = hp_.n_ff, per_row = (n_ff + kPiece - 1) / kPiece;
+  pfor_(n * per_row, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t i = t / per_row, a = (t % per_row) * kPiece, b = std::min(n_ff, a + kPiece);
+      swiglu(&gate_[i * n_ff + a], &up_[i * n_ff + a], b - a);
+    }
+  });
+}
+
+// Causal self-attention of the n new tokens over the cache of their own
+// sequences, with grouped heads (n_head / n_head_kv query heads share one K/V
+// head), computed as the reference engine does without flash attention: K
+// and V are stored as F16; the query is rounded to F16 for Q.K
+// (ggml_vec_dot_f16); the softmax uses ggml's vector expf; the F32
+// probabilities multiply the F16 values in 16 lanes (tinyBLAS), over the
+// positions padded to a multiple of 16 with zeros.
 namespace {
 
 float round_f16(float x) { return fp16_to_fp32(fp32_to_fp16(x)); }
@@ -136,18 +269,21 @@ float dot_f16_f32(int64_t n, const uint16_t* a, const float* b) {
 
 }  // namespace
 
-void Context::attention(int64_t layer, int64_t n, int64_t p0) {
+void Context::attention(int64_t layer, int64_t n) {
+  if (cache_.type() == KvType::kQ8_0) return attention_q8_0(layer, n);
   const Hparams& hp = hp_;
   const int64_t hd_k = hp.head_dim_k, hd_v = hp.head_dim_v;
   const int64_t group = hp.n_head / hp.n_head_kv;
   const float scale = 1.0f / sqrtf(static_cast<float>(hd_k));
 
-  // cache <- k, v (F16) for the new positions.
+  // cache <- k, v (F16) for the new positions. Every token of the batch is
+  // written before any attends: a token sees its own sequence up to its own
+  // position only (causal), so the later tokens written here stay unseen.
   for (int64_t i = 0; i < n; ++i) {
-    const int64_t pos = p0 + i;
-    uint16_t* krow = cache_.k(layer, pos);
+    const int64_t s = seq_[i], pos = pos_[i];
+    uint16_t* krow = cache_.k(layer, s, pos);
     for (int64_t j = 0; j < hp.n_embd_k(); ++j) krow[j] = fp32_to_fp16(k_[i * hp.n_embd_k() + j]);
-    for (int64_t d = 0; d < hp.n_embd_v(); ++d) cache_.v(layer, d)[pos] = fp32_to_fp16(v_[i * hp.n_embd_v() + d]);
+    for (int64_t d = 0; d < hp.n_embd_v(); ++d) cache_.v(layer, s, d)[pos] = fp32_to_fp16(v_[i * hp.n_embd_v() + d]);
   }
 
   // One task per (token, head).
@@ -156,20 +292,61 @@ void Context::attention(int64_t layer, int64_t n, int64_t p0) {
     std::vector<float> q(static_cast<size_t>(hd_k));
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t i = t / hp.n_head, h = t % hp.n_head, g = h / group;
-      const int64_t n_kv = p0 + i + 1;              // causal: positions 0 .. p0+i
+      const int64_t s = seq_[i];
+      const int64_t n_kv = pos_[i] + 1;             // causal: positions 0 .. pos
       const int64_t n_pad = (n_kv + 15) / 16 * 16;  // <= v_stride
       const float* qh = &q_[(i * hp.n_head + h) * hd_k];
       for (int64_t d = 0; d < hd_k; ++d) q[d] = round_f16(qh[d]);
 
       // prob[j] = softmax_j(scale * q . k_j), rounded to F16
-      for (int64_t j = 0; j < n_kv; ++j) prob[j] = dot_f16_f32(hd_k, cache_.k(layer, j) + g * hd_k, q.data());
+      for (int64_t j = 0; j < n_kv; ++j) prob[j] = dot_f16_f32(hd_k, cache_.k(layer, s, j) + g * hd_k, q.data());
       softmax_scaled(prob.data(), n_kv, scale);
       for (int64_t j = 0; j < n_kv; ++j) prob[j] = round_f16(prob[j]);
       std::fill(prob.begin() + n_kv, prob.begin() + n_pad, 0.0f);
 
       // out[d] = sum_j prob[j] * v_j[d]
       float* out = &att_[(i * hp.n_head + h) * hd_v];
-      for (int64_t d = 0; d < hd_v; ++d) out[d] = dot_f16_f32(n_pad, cache_.v(layer, g * hd_v + d), prob.data());
+      for (int64_t d = 0; d < hd_v; ++d) out[d] = dot_f16_f32(n_pad, cache_.v(layer, s, g * hd_v + d), prob.data());
+    }
+  });
+}
+
+// The same attention over a Q8_0 cache: keys and values are stored as Q8_0
+// rows; the query is quantized to Q8_0 for the integer dot product with each
+// key; the probabilities weight the dequantized values.
+void Context::attention_q8_0(int64_t layer, int64_t n) {
+  const Hparams& hp = hp_;
+  const int64_t hd_k = hp.head_dim_k, hd_v = hp.head_dim_v;
+  const int64_t group = hp.n_head / hp.n_head_kv;
+  const float scale = 1.0f / sqrtf(static_cast<float>(hd_k));
+  const size_t head_k_bytes = row_size(GgmlType::Q8_0, hd_k), head_v_bytes = row_size(GgmlType::Q8_0, hd_v);
+
+  for (int64_t i = 0; i < n; ++i) {
+    quantize_row(GgmlType::Q8_0, &k_[i * hp.n_embd_k()], cache_.k_q8(layer, seq_[i], pos_[i]), hp.n_embd_k());
+    quantize_row(GgmlType::Q8_0, &v_[i * hp.n_embd_v()], cache_.v_q8(layer, seq_[i], pos_[i]), hp.n_embd_v());
+  }
+
+  pfor_(n * hp.n_head, [&](int64_t t0, int64_t t1) {
+    std::vector<float> prob(static_cast<size_t>(n_ctx()));
+    std::vector<uint8_t> q8(head_k_bytes);
+    std::vector<float> v(static_cast<size_t>(hd_v));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t i = t / hp.n_head, h = t % hp.n_head, g = h / group;
+      const int64_t s = seq_[i], n_kv = pos_[i] + 1;
+      quantize_activation_row(GgmlType::Q8_0, &q_[(i * hp.n_head + h) * hd_k], q8.data(), hd_k);
+
+      // prob[j] = softmax_j(scale * q . k_j)
+      for (int64_t j = 0; j < n_kv; ++j)
+        prob[j] = vec_dot(GgmlType::Q8_0, hd_k, cache_.k_q8(layer, s, j) + g * head_k_bytes, q8.data());
+      softmax_scaled(prob.data(), n_kv, scale);
+
+      // out = sum_j prob[j] * v_j
+      float* out = &att_[(i * hp.n_head + h) * hd_v];
+      std::fill(out, out + hd_v, 0.0f);
+      for (int64_t j = 0; j < n_kv; ++j) {
+        dequantize_row(GgmlType::Q8_0, cache_.v_q8(layer, s, j) + g * head_v_bytes, v.data(), hd_v);
+        for (int64_t d = 0; d < hd_v; ++d) out[d] += prob[j] * v[d];
+      }
     }
   });
 }

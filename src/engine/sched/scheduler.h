@@ -41,6 +41,7 @@
 
 #include "engine/common/error.h"
 #include "engine/grammar/grammar.h"
+#include "engine/model/kv_cache.h"
 #include "engine/model/model.h"
 #include "engine/model/sampler.h"
 #include "engine/tokenizer/tokenizer.h"
@@ -114,9 +115,11 @@ struct Options {
   int n_slots = 1;           // >= 1 sequences decoded together
   int64_t n_ctx_slot = 4096; // positions of each slot's cache
   int n_threads = 0;         // 0: hardware concurrency
-  int64_t n_batch = 512;     // most tokens in one step (decode tokens first, then prompt chunks)
-  int64_t max_queue = 64;    // requests waiting for a slot; more -> QueueFull
+  int64_t n_batch = 512;     // most tokens in one step (decode tokens first, then prompt chunks;
+                             // every generating slot gets its token even if n_batch < n_slots)
+  int64_t max_queue = 64;    // requests waiting for a slot (beyond the free slots); more -> QueueFull
   bool prefix_cache = true;
+  model::KvType kv_type = model::KvType::kF16;  // Q8_0: half the cache memory, slightly different numbers
 };
 
 struct Stats {
