@@ -1,12 +1,18 @@
 // hai run -m MODEL.gguf -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]
 //         [--repeat-penalty R] [--seed S] [-t THREADS] [-c CTX]
+//         [--grammar FILE.gbnf | --json-schema FILE.json]
 //
 // Generates a continuation of PROMPT and prints it to stdout as it is made;
 // stops at an end-of-generation token, after N tokens or when the context is
-// full. Speeds go to stderr.
+// full. Speeds go to stderr. With --grammar or --json-schema every token is
+// chosen among those the grammar allows (grammar.h), and generation also
+// stops when the grammar is finished (no further byte could be accepted).
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <memory>
 #include <random>
 #include <string>
@@ -14,10 +20,12 @@
 
 #include "cli/command.h"
 #include "engine/common/error.h"
+#include "engine/grammar/grammar.h"
 #include "engine/model/forward.h"
 #include "engine/model/model.h"
 #include "engine/model/sampler.h"
 #include "engine/tokenizer/tokenizer.h"
+#include <nlohmann/json.hpp>
 
 namespace hai::cli {
 namespace {
@@ -30,7 +38,55 @@ struct RunArgs {
   bool seed_given = false;
   int threads = 0;
   int64_t ctx = 0;
+  std::string grammar_file;
+  std::string json_schema_file;
 };
+
+std::string read_text_file(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(std::string("cannot read the ") + what + " file '" + path + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The grammar asked for on the command line, or null.
+std::shared_ptr<const grammar::Grammar> load_grammar(const RunArgs& a) {
+  if (!a.grammar_file.empty() && !a.json_schema_file.empty())
+    throw Error("--grammar and --json-schema cannot be used together");
+  if (!a.grammar_file.empty()) {
+    const std::string text = read_text_file(a.grammar_file, "grammar");
+    try {
+      return grammar::Grammar::parse_gbnf(text);
+    } catch (const Error& e) {
+      throw Error(a.grammar_file + ": " + e.what());
+    }
+  }
+  if (!a.json_schema_file.empty()) {
+    const std::string text = read_text_file(a.json_schema_file, "JSON schema");
+    nlohmann::ordered_json schema;
+    try {
+      schema = nlohmann::ordered_json::parse(text);
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(a.json_schema_file + ": malformed JSON: " + e.what());
+    }
+    try {
+      return grammar::Grammar::from_json_schema(schema);
+    } catch (const Error& e) {
+      throw Error(a.json_schema_file + ": " + e.what());
+    }
+  }
+  return nullptr;
+}
+
+// The most likely allowed token: used when the sampler, by rounding, lands
+// on a token the grammar masked out. -1 if none is allowed.
+int32_t best_allowed(const float* logits, int64_t n_vocab) {
+  int32_t best = -1;
+  for (int64_t i = 0; i < n_vocab; ++i)
+    if (!std::isinf(logits[i]) && (best < 0 || logits[i] > logits[best])) best = static_cast<int32_t>(i);
+  return best;
+}
 
 // Offset of the first byte that is not valid UTF-8, or npos.
 size_t invalid_utf8_at(const std::string& s) {
@@ -77,6 +133,7 @@ void run_generate(const RunArgs& a) {
   model::SamplerParams sp = a.sampling;
   if (!a.seed_given) sp.seed = std::random_device{}();
   model::validate(sp);
+  const auto grammar = load_grammar(a);
 
   auto model = model::Model::load(a.model);
   auto tokenizer = Tokenizer::from_gguf(model->file());
@@ -90,6 +147,8 @@ void run_generate(const RunArgs& a) {
   model::Context ctx(*model, n_ctx, threads);
   model::Sampler sampler(sp);
   for (int32_t t : prompt) sampler.accept(t);
+  std::unique_ptr<grammar::Matcher> matcher;
+  if (grammar) matcher = std::make_unique<grammar::Matcher>(grammar, *tokenizer);
 
   using clock = std::chrono::steady_clock;
   std::vector<float> logits;
@@ -101,7 +160,19 @@ void run_generate(const RunArgs& a) {
   const char* stop = "length";
   for (;;) {
     if (generated >= a.n_predict) break;
-    const int32_t next = sampler.sample(logits.data(), n_vocab);
+    int32_t next;
+    if (matcher) {
+      matcher->mask_logits(logits.data());
+      next = sampler.sample(logits.data(), n_vocab);
+      if (!matcher->allows(next)) next = best_allowed(logits.data(), n_vocab);
+      if (next < 0) {
+        stop = "grammar allows no token";
+        break;
+      }
+      matcher->accept(next);
+    } else {
+      next = sampler.sample(logits.data(), n_vocab);
+    }
     if (tokenizer->is_eog(next)) {
       stop = "end of generation";
       break;
@@ -111,6 +182,10 @@ void run_generate(const RunArgs& a) {
     std::fflush(stdout);
     sampler.accept(next);
     ++generated;
+    if (matcher && matcher->is_finished()) {
+      stop = "grammar complete";
+      break;
+    }
     if (generated >= a.n_predict) break;
     if (ctx.n_past() >= ctx.n_ctx()) {
       stop = "context full";
@@ -148,6 +223,8 @@ Register reg([](CLI::App& app) {
       ->each([a](const std::string&) { a->seed_given = true; });
   sub->add_option("-t,--threads", a->threads, "threads (default: all cores)");
   sub->add_option("-c,--ctx-size", a->ctx, "context size (default: the model's, at most 4096)");
+  sub->add_option("--grammar", a->grammar_file, "constrain the output to a GBNF grammar (file)");
+  sub->add_option("--json-schema", a->json_schema_file, "constrain the output to JSON valid under a schema (file)");
   sub->callback([a] { run_generate(*a); });
 });
 
