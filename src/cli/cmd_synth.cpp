@@ -1,7 +1,8 @@
 // hai synth: a random-weight model of any supported shape, with a real
 // vocabulary, named and laid out exactly as llama.cpp writes that
 // architecture. The tensor list comes from the model loader
-// (model::expected_tensors), so what synth writes is what the engine loads.
+// (model::expected_tensors, model::bert_expected_tensors for the BERT
+// encoder "bert"), so what synth writes is what the engine loads.
 //
 // Weights are deterministic in --seed and scaled as in the shared fixtures,
 // so activations stay sane and logits vary: token embedding ~ N(0, 1),
@@ -20,6 +21,7 @@
 #include "cli/command.h"
 #include "engine/common/error.h"
 #include "engine/gguf/gguf.h"
+#include "engine/model/bert.h"
 #include "engine/model/model.h"
 #include "engine/quant/quant.h"
 #include "engine/tokenizer/tokenizer.h"
@@ -41,6 +43,7 @@ struct SynthArgs {
   uint64_t seed = 42;
   std::string vocab, out, name;
   std::string vocab_pre;  // tokenizer.ggml.pre for a tokenizer.json (default: detected)
+  int pooling = -1;       // bert.pooling_type (default 2, cls)
 };
 
 // splitmix64: seeds per-tensor generators from (seed, tensor name).
@@ -218,7 +221,97 @@ void vocab_keys_from_gguf(const std::string& path, hai::gguf::Writer& w, int64_t
   *n_vocab = static_cast<int64_t>(f.get_string_array("tokenizer.ggml.tokens").size());
 }
 
+// A tensor of `spec`'s shape with random values (see the file comment):
+// matrices of `type`, vectors F32 as the loaders require.
+void add_random_tensor(hai::gguf::Writer& w, const hai::model::TensorSpec& spec, GgmlType type, uint64_t seed_base,
+                       int64_t n_embd, bool tied) {
+  const GgmlType t = spec.is_matrix ? type : GgmlType::F32;
+  const Init init = init_for(spec.name, spec.shape, n_embd, tied);
+  const uint64_t seed = seed_for(seed_base, spec.name);
+  const std::vector<int64_t> shape = spec.shape;
+  w.add_tensor(spec.name, t, shape, [=](std::vector<uint8_t>& out) {
+    Normal normal(seed);
+    const int64_t n_cols = shape[0];
+    const size_t row_bytes = hai::row_size(t, n_cols);
+    const int64_t n_rows = static_cast<int64_t>(out.size() / row_bytes);
+    std::vector<float> row(static_cast<size_t>(n_cols));
+    for (int64_t r = 0; r < n_rows; ++r) {
+      for (float& x : row) x = init.mean + init.std * normal.next();
+      hai::quantize_row(t, row.data(), out.data() + static_cast<size_t>(r) * row_bytes, n_cols);
+    }
+  });
+}
+
+GgmlType matrix_type(const std::string& name, uint32_t* file_type) {
+  if (name == "f32") return *file_type = 0, GgmlType::F32;
+  if (name == "f16") return *file_type = 1, GgmlType::F16;
+  if (name == "bf16") return *file_type = 32, GgmlType::BF16;
+  throw Error("--type must be f32, f16 or bf16, got '" + name + "'");
+}
+
+// A BERT encoder (arch "bert") laid out as llama.cpp's converter writes
+// bge / MiniLM models: post-norm layers with biases, learned positions,
+// token types, layer-norm eps 1e-12, CLS pooling unless --pooling says.
+void synth_bert(const SynthArgs& a) {
+  auto positive = [](const char* flag, int64_t v) {
+    if (v <= 0) throw Error(std::string(flag) + " must be positive, got " + std::to_string(v));
+  };
+  positive("--n-embd", a.n_embd);
+  positive("--n-layer", a.n_layer);
+  positive("--n-head", a.n_head);
+  positive("--n-ff", a.n_ff);
+  positive("--ctx", a.ctx);
+  if (a.n_layer > 10000) throw Error("--n-layer " + std::to_string(a.n_layer) + " is too large");
+  if (a.n_embd % a.n_head != 0)
+    throw Error("--n-embd " + std::to_string(a.n_embd) + " is not a multiple of --n-head " + std::to_string(a.n_head));
+  if (a.n_head_kv != 0 && a.n_head_kv != a.n_head)
+    throw Error("--n-head-kv " + std::to_string(a.n_head_kv) + " must equal --n-head for bert");
+  if (a.head_dim != 0 && a.head_dim * a.n_head != a.n_embd)
+    throw Error("--head-dim " + std::to_string(a.head_dim) + " x --n-head " + std::to_string(a.n_head) +
+                " must equal --n-embd for bert");
+  if (a.pooling < -1 || a.pooling > 3) throw Error("--pooling must be 0..3 (none, mean, cls, last), got " + std::to_string(a.pooling));
+  uint32_t file_type = 0;
+  const GgmlType type = matrix_type(a.type, &file_type);
+
+  hai::gguf::Writer w;
+  auto u32 = [](int64_t v) { return Value::make_uint(ValueType::UINT32, static_cast<uint64_t>(v)); };
+  w.set("general.architecture", Value::make_string("bert"));
+  w.set("general.name", Value::make_string(a.name.empty() ? "synth-bert" : a.name));
+  w.set("bert.context_length", u32(a.ctx));
+  w.set("bert.embedding_length", u32(a.n_embd));
+  w.set("bert.block_count", u32(a.n_layer));
+  w.set("bert.feed_forward_length", u32(a.n_ff));
+  w.set("bert.attention.head_count", u32(a.n_head));
+  w.set("bert.attention.layer_norm_epsilon", Value::make_float(ValueType::FLOAT32, a.rms_eps > 0 ? a.rms_eps : 1e-12));
+  w.set("bert.attention.causal", Value::make_bool(false));
+  w.set("bert.pooling_type", u32(a.pooling < 0 ? 2 : a.pooling));
+  w.set("general.file_type", u32(file_type));
+  w.set("tokenizer.ggml.token_type_count", u32(2));
+  int64_t n_vocab = 0;
+  if (looks_like_json(a.vocab))
+    vocab_keys_from_json(a.vocab, a.vocab_pre, w, &n_vocab);
+  else
+    vocab_keys_from_gguf(a.vocab, w, &n_vocab);
+
+  hai::model::BertHparams hp;
+  hp.n_vocab = n_vocab;
+  hp.n_ctx_train = a.ctx;
+  hp.n_embd = a.n_embd;
+  hp.n_layer = a.n_layer;
+  hp.n_ff = a.n_ff;
+  hp.n_head = a.n_head;
+  hp.n_token_types = 2;
+  for (const hai::model::TensorSpec& spec : hai::model::bert_expected_tensors(hp))
+    add_random_tensor(w, spec, type, a.seed, a.n_embd, /*tied=*/false);
+  w.write(a.out);
+  std::fprintf(stderr, "wrote %s: bert, %lld layers, n_embd %lld, %lld tensors, vocab %lld (%s)\n", a.out.c_str(),
+               static_cast<long long>(a.n_layer), static_cast<long long>(a.n_embd),
+               static_cast<long long>(w.n_tensors()), static_cast<long long>(n_vocab), a.vocab.c_str());
+}
+
 void synth(const SynthArgs& a) {
+  if (a.arch == "bert") return synth_bert(a);
+  if (a.n_head_kv == 0) throw Error("--n-head-kv is required for " + a.arch);
   auto positive = [](const char* flag, int64_t v) {
     if (v <= 0) throw Error(std::string(flag) + " must be positive, got " + std::to_string(v));
   };
@@ -243,12 +336,8 @@ void synth(const SynthArgs& a) {
   if (a.arch != "qwen3" && head_dim * a.n_head != a.n_embd)
     throw Error("--head-dim " + std::to_string(head_dim) + " x --n-head " + std::to_string(a.n_head) +
                 " must equal --n-embd for " + a.arch + " (only qwen3 has its own head size)");
-  GgmlType type;
-  uint32_t file_type;
-  if (a.type == "f32") type = GgmlType::F32, file_type = 0;
-  else if (a.type == "f16") type = GgmlType::F16, file_type = 1;
-  else if (a.type == "bf16") type = GgmlType::BF16, file_type = 32;
-  else throw Error("--type must be f32, f16 or bf16, got '" + a.type + "'");
+  uint32_t file_type = 0;
+  const GgmlType type = matrix_type(a.type, &file_type);
   const bool tied = a.tied ? true : a.no_tied ? false : a.arch != "llama";
   const double rope_base = a.rope_base > 0 ? a.rope_base : a.arch == "llama" ? 10000.0 : 1000000.0;
 
@@ -297,22 +386,7 @@ void synth(const SynthArgs& a) {
 
   for (const hai::model::TensorSpec& spec : hai::model::expected_tensors(hp)) {
     const bool want = spec.name == "output.weight" ? !tied : spec.required;
-    if (!want) continue;
-    const GgmlType t = spec.is_matrix ? type : GgmlType::F32;  // vectors are F32, as the loader requires
-    const Init init = init_for(spec.name, spec.shape, a.n_embd, tied);
-    const uint64_t seed = seed_for(a.seed, spec.name);
-    const std::vector<int64_t> shape = spec.shape;
-    w.add_tensor(spec.name, t, shape, [=](std::vector<uint8_t>& out) {
-      Normal normal(seed);
-      const int64_t n_cols = shape[0];
-      const int64_t n_rows = static_cast<int64_t>(out.size() / hai::row_size(t, n_cols));
-      const size_t row_bytes = hai::row_size(t, n_cols);
-      std::vector<float> row(static_cast<size_t>(n_cols));
-      for (int64_t r = 0; r < n_rows; ++r) {
-        for (float& x : row) x = init.mean + init.std * normal.next();
-        hai::quantize_row(t, row.data(), out.data() + static_cast<size_t>(r) * row_bytes, n_cols);
-      }
-    });
+    if (want) add_random_tensor(w, spec, type, a.seed, a.n_embd, tied);
   }
   w.write(a.out);
   std::fprintf(stderr, "wrote %s: %s, %lld layers, n_embd %lld, %lld tensors, vocab %lld (%s)\n", a.out.c_str(),
@@ -323,15 +397,16 @@ void synth(const SynthArgs& a) {
 hai::cli::Register reg([](CLI::App& app) {
   auto a = std::make_shared<SynthArgs>();
   auto* sub = app.add_subcommand("synth", "Make a random-weight model of a given shape with a real vocabulary");
-  sub->add_option("--arch", a->arch, "Architecture")->required()->check(CLI::IsMember({"llama", "qwen2", "qwen3"}));
+  sub->add_option("--arch", a->arch, "Architecture")->required()->check(CLI::IsMember({"llama", "qwen2", "qwen3", "bert"}));
   sub->add_option("--n-embd", a->n_embd, "Embedding size")->required();
   sub->add_option("--n-layer", a->n_layer, "Number of layers")->required();
   sub->add_option("--n-head", a->n_head, "Attention heads")->required();
-  sub->add_option("--n-head-kv", a->n_head_kv, "Key/value heads (GQA)")->required();
+  sub->add_option("--n-head-kv", a->n_head_kv, "Key/value heads (GQA; required except for bert)");
   sub->add_option("--n-ff", a->n_ff, "Feed-forward size")->required();
   sub->add_option("--head-dim", a->head_dim, "Head size (default n_embd / n_head; qwen3 may differ)");
   sub->add_option("--rope-base", a->rope_base, "RoPE frequency base (default 10000 llama, 1e6 qwen)");
-  sub->add_option("--rms-eps", a->rms_eps, "RMSNorm epsilon (default 1e-5 llama, 1e-6 qwen)");
+  sub->add_option("--rms-eps", a->rms_eps, "RMSNorm epsilon (default 1e-5 llama, 1e-6 qwen); bert: LayerNorm epsilon (1e-12)");
+  sub->add_option("--pooling", a->pooling, "bert: bert.pooling_type, 0 none, 1 mean, 2 cls (default), 3 last");
   auto* t = sub->add_flag("--tied", a->tied, "Output matrix tied to the token embedding (default for qwen2/qwen3)");
   sub->add_flag("--no-tied", a->no_tied, "Separate output matrix (default for llama)")->excludes(t);
   sub->add_option("--ctx", a->ctx, "Training context length (default 4096)");

@@ -6,11 +6,17 @@
 //   auto vecs = e->embed({"第一段", "second text"});   // one vector per text
 //
 // The pooling comes from the model's metadata (`<arch>.pooling_type`:
-// 0 none, 1 mean, 2 cls, 3 last); a decoder without it uses `fallback`
-// (mean unless asked otherwise). Vectors are returned as pooled, not
-// normalized, unless `normalize` is set (L2). Texts longer than the model's
-// context are cut to it (the truncation is reported through
-// Embedding::truncated). Thread-safe: embed() may be called from several
+// 0 none, 1 mean, 2 cls, 3 last); a model without it (or with 0, which
+// gives no text vector) uses `fallback` (mean unless asked otherwise), and
+// Options::pooling overrides both. Vectors are returned as pooled, not
+// normalized, unless `normalize` is set (L2). Texts longer than n_ctx() are
+// cut to it, keeping a special token the vocabulary appends ([SEP], EOS) as
+// the last one (the truncation is reported through Embedding::truncated).
+//
+// BERT texts are batched: one forward pass embeds many texts (up to 2048
+// tokens together), attention staying within each text; a text's vector
+// does not depend on the others in the call. Decoders embed one text at a
+// time from an empty cache. Thread-safe: embed() may be called from several
 // threads; calls are serialized internally.
 #pragma once
 
@@ -35,8 +41,11 @@ class Embedder {
  public:
   struct Options {
     int n_threads = 0;               // 0: hardware concurrency
-    Pooling fallback = Pooling::Mean;  // decoders whose metadata names none
+    Pooling fallback = Pooling::Mean;  // models whose metadata names none
     bool normalize = false;          // L2-normalize every vector
+    // Overrides the pooling of the metadata (and `fallback`) when set and not
+    // None (`hai embed --pooling`).
+    Pooling pooling = Pooling::None;
   };
   // Throws hai::Error for a missing/corrupt file or an architecture that
   // cannot embed.
@@ -45,7 +54,7 @@ class Embedder {
   virtual ~Embedder() = default;
 
   virtual int64_t dim() const = 0;
-  virtual int64_t n_ctx() const = 0;  // most tokens per text
+  virtual int64_t n_ctx() const = 0;  // most tokens per text (decoders: at most 8192)
   virtual Pooling pooling() const = 0;
   virtual const Tokenizer& tokenizer() const = 0;
   virtual std::string arch() const = 0;

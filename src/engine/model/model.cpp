@@ -167,20 +167,8 @@ std::vector<TensorSpec> expected_tensors(const Hparams& hp) {
   return t;
 }
 
-std::unique_ptr<Model> Model::load(const std::string& path) { return from_file(gguf::File::open(path)); }
-
-std::unique_ptr<Model> Model::from_file(gguf::File file) {
-  std::unique_ptr<Model> m(new Model(std::move(file)));
-  m->bind();
-  return m;
-}
-
-void Model::bind() {
-  const gguf::File& f = file_;
-  hp_ = read_hparams(f);
-
-  // Check every expected tensor, then bind by name.
-  for (const TensorSpec& spec : expected_tensors(hp_)) {
+void check_tensors(const gguf::File& f, const std::vector<TensorSpec>& specs) {
+  for (const TensorSpec& spec : specs) {
     const gguf::TensorInfo* info = f.find_tensor(spec.name);
     if (!info) {
       if (spec.required) throw Error(f.path() + ": missing tensor " + spec.name);
@@ -201,19 +189,35 @@ void Model::bind() {
       throw Error(f.path() + ": tensor " + spec.name + " has type " + std::string(tr.name) + ", expected f32");
     }
   }
+}
 
-  auto bind_one = [&](const std::string& name) {
-    Weight w;
-    const gguf::TensorInfo* info = f.find_tensor(name);
-    if (!info) return w;
-    w.info = info;
-    w.type = info->type;
-    w.data = info->data;
-    w.n_cols = info->shape[0];
-    w.n_rows = info->shape.size() > 1 ? info->shape[1] : 1;
-    w.row_bytes = row_size(w.type, w.n_cols);
-    return w;
-  };
+Weight bind_weight(const gguf::File& f, const std::string& name) {
+  Weight w;
+  const gguf::TensorInfo* info = f.find_tensor(name);
+  if (!info) return w;
+  w.info = info;
+  w.type = info->type;
+  w.data = info->data;
+  w.n_cols = info->shape[0];
+  w.n_rows = info->shape.size() > 1 ? info->shape[1] : 1;
+  w.row_bytes = row_size(w.type, w.n_cols);
+  return w;
+}
+
+std::unique_ptr<Model> Model::load(const std::string& path) { return from_file(gguf::File::open(path)); }
+
+std::unique_ptr<Model> Model::from_file(gguf::File file) {
+  std::unique_ptr<Model> m(new Model(std::move(file)));
+  m->bind();
+  return m;
+}
+
+void Model::bind() {
+  const gguf::File& f = file_;
+  hp_ = read_hparams(f);
+
+  check_tensors(f, expected_tensors(hp_));
+  auto bind_one = [&](const std::string& name) { return bind_weight(f, name); };
   token_embd = bind_one("token_embd.weight");
   output_norm = bind_one("output_norm.weight");
   output = bind_one("output.weight");

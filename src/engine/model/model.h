@@ -94,6 +94,15 @@ struct Weight {
   const float* f32() const { return reinterpret_cast<const float*>(data); }
 };
 
+// Checks every tensor of `specs` in `f`: present unless optional, the shape
+// given (trailing dimensions of 1 ignored), a computable type for matrices
+// and F32 for vectors. Throws hai::Error naming the file and the tensor.
+void check_tensors(const gguf::File& f, const std::vector<TensorSpec>& specs);
+
+// The tensor `name` of `f` as a Weight (empty when absent). Call
+// check_tensors first: this checks nothing.
+Weight bind_weight(const gguf::File& f, const std::string& name);
+
 struct Layer {
   Weight attn_norm;                 // [n_embd]
   Weight wq, wk, wv, wo;            // [n_embd -> n_embd_q], [-> n_embd_k], [-> n_embd_v], [n_embd_att -> n_embd]
