@@ -1,7 +1,12 @@
 // Retrieval evaluation of the knowledge base on the shared corpus.
 //
-//   bench_kb_eval [--corpus DIR] [--questions FILE] [--top 5] [--chunk-size N] [--overlap N] [--verbose]
+//   bench_kb_eval [--corpus DIR] [--questions FILE] [--top 5] [--chunk-size N] [--overlap N]
+//                 [--mode bm25|dense|hybrid|all] [--embed-model FILE.gguf|hash] [--verbose]
 //
+// --mode all (the default) reports every mode the knowledge base supports:
+// bm25 alone without --embed-model. --embed-model hash uses a stand-in
+// embedder (hashed character bigrams): it exercises the dense and hybrid
+// code paths, but its vectors carry only lexical overlap, not meaning.
 // Ingests the corpus into a fresh knowledge base (reporting MB/s), asks each
 // question of benchmarks/kb_eval/questions.jsonl, and reports recall@1,
 // recall@5 and MRR per kind (direct / paraphrase) and split (dev /
@@ -21,6 +26,7 @@
 #include <vector>
 
 #include "kb/knowledge_base.h"
+#include "kb/llm.h"
 #include "kb/text.h"
 
 namespace {
@@ -29,6 +35,23 @@ std::string Norm(const std::string& s) {
   std::string n = hai::kb::Nfkc(s), out;
   for (char c : n)
     if (c != ' ' && c != '\n' && c != '\t' && c != '\r' && c != '\f') out += c;
+  return out;
+}
+
+// The stand-in embedder of --embed-model hash.
+std::vector<std::vector<float>> HashEmbed(const std::vector<std::string>& texts) {
+  constexpr unsigned kDim = 384;
+  std::vector<std::vector<float>> out;
+  for (auto& t : texts) {
+    std::vector<float> v(kDim, 0.0f);
+    std::u32string u = hai::kb::DecodeUtf8(t);
+    for (size_t i = 0; i < u.size(); ++i) {
+      v[(u[i] * 2654435761u) % kDim] += 0.5f;
+      if (i + 1 < u.size()) v[((u[i] * 31u + u[i + 1]) * 2654435761u) % kDim] += 1.0f;
+    }
+    v[0] += 0.01f;
+    out.push_back(std::move(v));
+  }
   return out;
 }
 
@@ -55,6 +78,7 @@ int main(int argc, char** argv) {
   std::string questions = std::string(HAI_SOURCE_DIR) + "/benchmarks/kb_eval/questions.jsonl";
   int top = 5;
   bool verbose = false;
+  std::string mode_arg = "all", embed_model;
   hai::kb::ChunkerOptions chunking;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -68,10 +92,14 @@ int main(int argc, char** argv) {
       chunking.size = std::atoi(argv[++i]);
     } else if (a == "--overlap" && i + 1 < argc) {
       chunking.overlap = std::atoi(argv[++i]);
+    } else if (a == "--mode" && i + 1 < argc) {
+      mode_arg = argv[++i];
+    } else if (a == "--embed-model" && i + 1 < argc) {
+      embed_model = argv[++i];
     } else if (a == "--verbose") {
       verbose = true;
     } else {
-      std::fprintf(stderr, "usage: %s [--corpus DIR] [--questions FILE] [--top K] [--chunk-size N] [--overlap N] [--verbose]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--corpus DIR] [--questions FILE] [--top K] [--chunk-size N] [--overlap N] [--mode bm25|dense|hybrid|all] [--embed-model FILE|hash] [--verbose]\n", argv[0]);
       return 2;
     }
   }
@@ -79,8 +107,23 @@ int main(int argc, char** argv) {
   std::string dir = fs::temp_directory_path() / ("hai_kb_eval_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   try {
-    hai::kb::KnowledgeBase::Create(dir, "eval", chunking);
+    hai::kb::KnowledgeBase::Create(dir, "eval", chunking, embed_model);
     auto kb = hai::kb::KnowledgeBase::Open(dir, "eval");  // loads the dictionary: not part of ingest time
+    if (embed_model == "hash") {
+      kb->AttachEmbedder(HashEmbed);
+    } else if (!embed_model.empty()) {
+      kb->AttachEmbedder(hai::kb::LoadEmbedder(embed_model));
+    }
+    std::vector<hai::kb::SearchMode> modes;
+    if (mode_arg == "all") {
+      modes.push_back(hai::kb::SearchMode::kBm25);
+      if (!embed_model.empty()) {
+        modes.push_back(hai::kb::SearchMode::kDense);
+        modes.push_back(hai::kb::SearchMode::kHybrid);
+      }
+    } else {
+      modes.push_back(hai::kb::ParseSearchMode(mode_arg));
+    }
     auto t0 = std::chrono::steady_clock::now();
     auto results = kb->Add({corpus});
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -100,6 +143,8 @@ int main(int argc, char** argv) {
         std::printf("chunks: %zu, median %lld chars, p90 %lld chars\n", lens.size(),
                     static_cast<long long>(lens[lens.size() / 2]), static_cast<long long>(lens[lens.size() * 9 / 10]));
     }
+    for (auto mode : modes) {
+    std::printf("--- mode %s\n", hai::kb::SearchModeName(mode));
     std::ifstream in(questions);
     if (!in) {
       std::fprintf(stderr, "cannot read %s\n", questions.c_str());
@@ -113,6 +158,7 @@ int main(int argc, char** argv) {
       auto q = nlohmann::json::parse(line);
       hai::kb::SearchOptions o;
       o.top_k = top;
+      o.mode = mode;
       auto s0 = std::chrono::steady_clock::now();
       auto hits = kb->Search(q["question"].get<std::string>(), o);
       lat_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s0).count());
@@ -136,6 +182,7 @@ int main(int argc, char** argv) {
     std::sort(lat_ms.begin(), lat_ms.end());
     if (!lat_ms.empty())
       std::printf("search latency on the corpus: p50 %.2f ms, max %.2f ms\n", lat_ms[lat_ms.size() / 2], lat_ms.back());
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     fs::remove_all(dir);

@@ -1,5 +1,6 @@
-// hai kb: knowledge bases (create, add, ls, rm, search, ask, drop).
+// hai kb: knowledge bases (create, add, ls, rm, search, ask, embed, drop).
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -7,6 +8,8 @@
 #include "cli/command.h"
 #include "engine/common/error.h"
 #include "kb/knowledge_base.h"
+#include "kb/llm.h"
+#include "kb/prompt.h"
 
 namespace {
 
@@ -24,7 +27,19 @@ struct KbArgs {
   int overlap = 150;
   std::vector<std::string> filter_docs, filter_types;
   std::string after, before;
+  std::string embed_model;  // create / embed
+  std::string search_mode = "auto";
+  std::string chat_model;  // ask --model
+  std::string answer_mode = "grounded";
+  hai::kb::GenerateOptions gen;
+  bool verbose = false;
 };
+
+// Attaches the knowledge base's embedding model when it has one.
+void AttachEmbedder(KnowledgeBase& k, const KbArgs& a) {
+  std::string m = k.embed_model();
+  if (!m.empty()) k.AttachEmbedder(hai::kb::LoadEmbedder(m, a.gen.n_threads));
+}
 
 std::string DataDir(const KbArgs& a) { return a.data_dir.empty() ? hai::kb::DefaultDataDir() : a.data_dir; }
 
@@ -34,16 +49,15 @@ nlohmann::json HitJson(const hai::kb::Hit& h) {
                       {"start", h.start},     {"end", h.end}};
   j["page"] = h.page > 0 ? nlohmann::json(h.page) : nlohmann::json(nullptr);
   if (h.row > 0) j["row"] = h.row;
+  if (h.bm25_rank > 0) j["bm25_rank"] = h.bm25_rank;
+  if (h.dense_rank > 0) {
+    j["dense_rank"] = h.dense_rank;
+    j["dense_score"] = h.dense_score;
+  }
   return j;
 }
 
-std::string Location(const hai::kb::Hit& h) {
-  std::string s = h.doc;
-  if (h.page > 0) s += ", page " + std::to_string(h.page);
-  if (h.row > 0) s += ", row " + std::to_string(h.row);
-  if (!h.heading.empty()) s += ", " + h.heading;
-  return s;
-}
+std::string Location(const hai::kb::Hit& h) { return hai::kb::SourceLabel(h); }
 
 std::string Excerpt(const std::string& text, size_t max_chars) {
   // Cut at a code point boundary.
@@ -67,6 +81,7 @@ hai::kb::SearchOptions Options(const KbArgs& a) {
   o.types = a.filter_types;
   o.after = a.after;
   o.before = a.before;
+  o.mode = hai::kb::ParseSearchMode(a.search_mode);
   return o;
 }
 
@@ -85,17 +100,27 @@ hai::cli::Register reg([](CLI::App& app) {
   auto* kb = app.add_subcommand("kb", "knowledge bases: ingest documents, search them, answer with citations");
   kb->require_subcommand(1);
   kb->add_option("--data-dir", a->data_dir, "data directory (default $HAI_HOME or ~/.hai)");
+  kb->add_option("-t,--threads", a->gen.n_threads, "threads for embedding and chat models (default: all cores)")
+      ->check(CLI::NonNegativeNumber);
   kb->fallthrough();
 
   auto* create = kb->add_subcommand("create", "create an empty knowledge base");
   create->add_option("name", a->name, "knowledge base name")->required();
+  create->add_option("--embed-model", a->embed_model,
+                     "GGUF embedding model: keep dense vectors too (hybrid search); default BM25 only");
   create->add_option("--chunk-size", a->chunk_size, "maximum characters per chunk (default 800)");
   create->add_option("--overlap", a->overlap, "characters of overlap between chunks (default 150)");
   create->callback([a] {
     hai::kb::ChunkerOptions c;
     c.size = a->chunk_size;
     c.overlap = a->overlap;
-    KnowledgeBase::Create(DataDir(*a), a->name, c);
+    std::string model;
+    if (!a->embed_model.empty()) {
+      // Load it once now: a bad file is reported before anything is created.
+      hai::kb::LoadEmbedder(a->embed_model, 1);
+      model = std::filesystem::absolute(a->embed_model).string();
+    }
+    KnowledgeBase::Create(DataDir(*a), a->name, c, model);
     std::printf("created knowledge base '%s'\n", a->name.c_str());
   });
 
@@ -112,6 +137,7 @@ hai::cli::Register reg([](CLI::App& app) {
   add->add_flag("--json", a->json, "print one JSON object per file");
   add->callback([a] {
     auto k = KnowledgeBase::Open(DataDir(*a), a->name);
+    AttachEmbedder(*k, *a);
     int failed = 0, ok = 0;
     k->Add(a->paths, [&](const hai::kb::AddResult& r) {
       if (r.status == hai::kb::AddResult::kFailed) ++failed;
@@ -143,10 +169,11 @@ hai::cli::Register reg([](CLI::App& app) {
       nlohmann::json j = nlohmann::json::array();
       for (auto& s : all) {
         if (a->json) {
-          j.push_back({{"name", s.name}, {"documents", s.documents}, {"chunks", s.chunks}});
+          j.push_back({{"name", s.name}, {"documents", s.documents}, {"chunks", s.chunks},
+                       {"embed_model", s.embed_model.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.embed_model)}});
         } else {
-          std::printf("%s\t%lld documents\t%lld chunks\n", s.name.c_str(), static_cast<long long>(s.documents),
-                      static_cast<long long>(s.chunks));
+          std::printf("%s\t%lld documents\t%lld chunks%s\n", s.name.c_str(), static_cast<long long>(s.documents),
+                      static_cast<long long>(s.chunks), s.embed_model.empty() ? "" : ("\t" + s.embed_model).c_str());
         }
       }
       if (a->json) std::printf("%s\n", j.dump(2).c_str());
@@ -182,13 +209,17 @@ hai::cli::Register reg([](CLI::App& app) {
     std::printf("removed %s (%lld chunks)\n", a->doc.c_str(), static_cast<long long>(n));
   });
 
-  auto* search = kb->add_subcommand("search", "BM25 search: the best passages for a query");
+  auto* search = kb->add_subcommand("search", "search: the best passages for a query (BM25, dense or hybrid)");
   search->add_option("name", a->name, "knowledge base name")->required();
   search->add_option("query", a->query, "query text")->required();
   AddFilters(search, a.get());
+  search->add_option("--mode", a->search_mode,
+                     "bm25, dense or hybrid (default: hybrid when the knowledge base has an embedding model, else bm25)");
   search->callback([a] {
+    hai::kb::SearchOptions opt = Options(*a);
     auto k = KnowledgeBase::Open(DataDir(*a), a->name);
-    auto hits = k->Search(a->query, Options(*a));
+    if (opt.mode != hai::kb::SearchMode::kBm25) AttachEmbedder(*k, *a);
+    auto hits = k->Search(a->query, opt);
     if (a->json) {
       nlohmann::json j = nlohmann::json::array();
       for (auto& h : hits) j.push_back(HitJson(h));
@@ -201,27 +232,101 @@ hai::cli::Register reg([](CLI::App& app) {
                   Excerpt(hits[i].text, 200).c_str());
   });
 
-  auto* ask = kb->add_subcommand("ask", "answer from the knowledge base (extractive), with numbered citations");
+  auto* ask = kb->add_subcommand(
+      "ask", "answer a question from the knowledge base with numbered citations (extractive without --model)");
   ask->add_option("name", a->name, "knowledge base name")->required();
   ask->add_option("question", a->query, "question")->required();
   AddFilters(ask, a.get());
+  ask->add_option("--model,-m", a->chat_model, "GGUF chat model that writes the answer from the sources");
+  ask->add_option("--mode", a->answer_mode,
+                  "grounded (only from the sources; says so when they lack the answer) or open (sources plus the "
+                  "model's own knowledge); with --model")
+      ->capture_default_str();
+  ask->add_option("--search-mode", a->search_mode, "retrieval: bm25, dense or hybrid (default: as search)");
+  ask->add_option("--max-tokens,-n", a->gen.max_tokens, "answer tokens at most")->capture_default_str();
+  ask->add_option("--temp", a->gen.temperature, "sampling temperature (0 = greedy)")->capture_default_str();
+  ask->add_option("--seed", a->gen.seed, "random seed")->capture_default_str();
+  ask->add_option("-c,--ctx-size", a->gen.n_ctx, "context size (default: the model's, at most 4096)");
+  ask->add_flag("--verbose", a->verbose, "print the prompt to stderr");
   ask->callback([a] {
+    hai::kb::SearchOptions opt = Options(*a);
+    auto mode = hai::kb::ParseAnswerMode(a->answer_mode);
+    if (a->chat_model.empty() && a->answer_mode != "grounded")
+      throw hai::Error("--mode " + a->answer_mode + " needs a chat model (--model FILE.gguf)");
     auto k = KnowledgeBase::Open(DataDir(*a), a->name);
-    hai::kb::Answer ans = k->Ask(a->query, Options(*a));
-    if (a->json) {
+    if (opt.mode != hai::kb::SearchMode::kBm25) AttachEmbedder(*k, *a);
+    auto print_sources = [&](const std::vector<hai::kb::Hit>& sources) {
+      std::printf("\nSources:\n");
+      for (size_t i = 0; i < sources.size(); ++i)
+        std::printf("[%zu] %s\n    \"%s\"\n", i + 1, Location(sources[i]).c_str(),
+                    Excerpt(sources[i].text, 120).c_str());
+    };
+    auto sources_json = [&](const std::vector<hai::kb::Hit>& sources) {
       nlohmann::json src = nlohmann::json::array();
-      for (auto& h : ans.sources) src.push_back(HitJson(h));
-      std::printf("%s\n", nlohmann::json{{"answer", ans.text}, {"sources", src}}.dump(2).c_str());
+      for (size_t i = 0; i < sources.size(); ++i) {
+        nlohmann::json h = HitJson(sources[i]);
+        h["n"] = i + 1;
+        h["excerpt"] = Excerpt(sources[i].text, 200);
+        src.push_back(h);
+      }
+      return src;
+    };
+    if (a->chat_model.empty()) {
+      hai::kb::Answer ans = k->Ask(a->query, opt);
+      if (a->json) {
+        nlohmann::json j = {{"answer", ans.text}, {"mode", "extractive"}, {"sources", sources_json(ans.sources)}};
+        std::printf("%s\n", j.dump(2).c_str());
+        return;
+      }
+      if (ans.sources.empty()) {
+        std::printf("No passage in knowledge base '%s' matches the question.\n", a->name.c_str());
+        return;
+      }
+      std::printf("%s\n", ans.text.c_str());
+      print_sources(ans.sources);
       return;
     }
-    if (ans.sources.empty()) {
-      std::printf("No passage in knowledge base '%s' matches the question.\n", a->name.c_str());
+    auto model = hai::kb::ChatModel::Load(a->chat_model, a->gen);
+    // Text streams to stdout as it is generated (not with --json).
+    size_t shown = 0;
+    auto stream = [&](const std::string& text) {
+      // Print only whole UTF-8 characters.
+      size_t end = text.size();
+      while (end > shown && (static_cast<unsigned char>(text[end - 1]) & 0xC0) == 0x80) --end;
+      if (end > shown && static_cast<unsigned char>(text[end - 1]) >= 0xC0) --end;
+      if (end > shown) {
+        std::fwrite(text.data() + shown, 1, end - shown, stdout);
+        std::fflush(stdout);
+        shown = end;
+      }
+    };
+    std::function<void(const std::string&)> on_text;
+    if (!a->json) on_text = stream;
+    hai::kb::GeneratedAnswer ans = hai::kb::AskWithModel(*k, *model, a->query, opt, mode, on_text);
+    if (a->verbose) std::fprintf(stderr, "--- prompt ---\n%s\n--- end of prompt ---\n", ans.prompt.c_str());
+    if (a->json) {
+      nlohmann::json j = {{"answer", ans.text},
+                          {"mode", hai::kb::AnswerModeName(mode)},
+                          {"model", a->chat_model},
+                          {"cited", ans.cited},
+                          {"sources", sources_json(ans.sources)}};
+      std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
       return;
     }
-    std::printf("%s\n\nSources:\n", ans.text.c_str());
-    for (size_t i = 0; i < ans.sources.size(); ++i)
-      std::printf("[%zu] %s\n    \"%s\"\n", i + 1, Location(ans.sources[i]).c_str(),
-                  Excerpt(ans.sources[i].text, 120).c_str());
+    std::printf("\n");
+    print_sources(ans.sources);
+  });
+
+  auto* embed = kb->add_subcommand(
+      "embed", "set the knowledge base's embedding model and (re-)embed every chunk (dense and hybrid search)");
+  embed->add_option("name", a->name, "knowledge base name")->required();
+  embed->add_option("--embed-model", a->embed_model, "GGUF embedding model")->required();
+  embed->callback([a] {
+    auto k = KnowledgeBase::Open(DataDir(*a), a->name);
+    auto fn = hai::kb::LoadEmbedder(a->embed_model, a->gen.n_threads);
+    int64_t n = k->Reembed(std::filesystem::absolute(a->embed_model).string(), fn);
+    std::printf("embedded %lld chunks of '%s' with %s\n", static_cast<long long>(n), a->name.c_str(),
+                a->embed_model.c_str());
   });
 });
 

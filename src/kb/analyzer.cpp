@@ -118,6 +118,17 @@ std::vector<std::string> Analyzer::Terms(std::string_view text) const {
   return terms;
 }
 
+std::vector<std::string> Analyzer::HanBigrams(std::string_view text) const {
+  std::vector<std::string> out;
+  std::u32string u = DecodeUtf8(Nfkc(text));
+  for (size_t i = 0; i + 1 < u.size(); ++i) {
+    if (!IsHan(u[i]) || !IsHan(u[i + 1])) continue;
+    std::string b = EncodeUtf8(std::u32string_view(u).substr(i, 2));
+    if (!IsStopWord(b)) out.push_back("~" + b);
+  }
+  return out;
+}
+
 std::map<std::string, double> Analyzer::QueryTerms(std::string_view query, double related_weight) const {
   std::map<std::string, double> out;
   // A single Han character says less than a word: it weighs half.

@@ -28,6 +28,11 @@ class Analyzer {
   // The index terms of `text`, in order, with repeats.
   std::vector<std::string> Terms(std::string_view text) const;
 
+  // Overlapping character bigrams of the Han runs of `text`, as terms
+  // prefixed with '~' ("~大模", "~模型"), which never clash with words.
+  // Bigrams that are stop words ("什么") are left out.
+  std::vector<std::string> HanBigrams(std::string_view text) const;
+
   // Query terms with weights: the query's own terms weigh 1; related terms
   // from the synonym groups that the query touches weigh `related_weight`.
   std::map<std::string, double> QueryTerms(std::string_view query, double related_weight = 0.4) const;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +19,7 @@
 #include "kb/analyzer.h"
 #include "kb/sqlite_db.h"
 #include "kb/text.h"
+#include "kb/vector_index.h"
 
 namespace fs = std::filesystem;
 
@@ -28,6 +30,10 @@ namespace {
 constexpr int kSchemaVersion = 2;
 constexpr double kK1 = 1.2;
 constexpr double kB = 0.75;
+// Character bigrams of Han text are indexed beside the words (terms "~ab"):
+// they match where the segmenter cut query and passage differently. Query
+// bigrams weigh kBigramWeight (a word weighs 1).
+constexpr double kBigramWeight = 0.2;
 
 const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -48,6 +54,19 @@ CREATE TABLE IF NOT EXISTS postings(
   PRIMARY KEY(term, doc_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS postings_doc ON postings(doc_id);
 )sql";
+
+// Dense vectors (float32, L2-normalised), written with their chunk. Created
+// on open as well, so knowledge bases made before dense retrieval gain it.
+const char* kVectorSchema = R"sql(
+CREATE TABLE IF NOT EXISTS vectors(
+  chunk_id INTEGER PRIMARY KEY, doc_id INTEGER NOT NULL, vec BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS vectors_doc ON vectors(doc_id);
+)sql";
+
+// Reciprocal-rank fusion constant (Cormack et al. 2009) and the depth of
+// each list that is fused.
+constexpr double kRrfK = 60.0;
+constexpr size_t kFusionDepth = 50;
 
 void PutVarint(std::string* out, uint64_t v) {
   while (v >= 0x80) {
@@ -164,9 +183,18 @@ KnowledgeBase::KnowledgeBase(std::string name, std::unique_ptr<Db> db)
   analyzer_->LoadDefaultSynonyms();
 }
 
-KnowledgeBase::~KnowledgeBase() = default;
+KnowledgeBase::~KnowledgeBase() {
+  try {
+    SaveIndex();
+  } catch (const std::exception&) {
+    // Not saved: the index is rebuilt from SQLite when next needed.
+  }
+}
 
-void KnowledgeBase::Create(const std::string& data_dir, const std::string& name, const ChunkerOptions& chunking) {
+void KnowledgeBase::Flush() { SaveIndex(); }
+
+void KnowledgeBase::Create(const std::string& data_dir, const std::string& name, const ChunkerOptions& chunking,
+                           const std::string& embed_model) {
   ValidateName(name);
   ValidateChunkerOptions(chunking);
   std::error_code ec;
@@ -177,6 +205,7 @@ void KnowledgeBase::Create(const std::string& data_dir, const std::string& name,
   Db db(path, true);
   db.Exec("PRAGMA journal_mode=WAL");
   db.Exec(kSchema);
+  db.Exec(kVectorSchema);
   Transaction tx(db);
   Analyzer analyzer;
   SetMeta(db, "schema_version", std::to_string(kSchemaVersion));
@@ -186,6 +215,11 @@ void KnowledgeBase::Create(const std::string& data_dir, const std::string& name,
   SetMeta(db, "n_chunks", "0");
   SetMeta(db, "total_terms", "0");
   SetMeta(db, "created", std::to_string(std::time(nullptr)));
+  SetMeta(db, "embed_model", embed_model);
+  SetMeta(db, "bigrams", "1");
+  SetMeta(db, "embed_dim", "0");
+  SetMeta(db, "vec_gen", "0");
+  SetMeta(db, "hnsw_gen", "-1");
   tx.Commit();
 }
 
@@ -204,6 +238,7 @@ std::vector<KbSummary> KnowledgeBase::List(const std::string& data_dir) {
       s.documents = c.Int(0);
       s.chunks = c.Int(1);
     }
+    s.embed_model = GetMeta(db, "embed_model");
     out.push_back(s);
   }
   std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.name < b.name; });
@@ -228,7 +263,11 @@ std::unique_ptr<KnowledgeBase> KnowledgeBase::Open(const std::string& data_dir, 
   std::string version = GetMeta(*db, "schema_version");
   if (version != std::to_string(kSchemaVersion))
     throw Error(path + ": unsupported knowledge base schema version '" + version + "'");
+  db->Exec(kVectorSchema);
   std::unique_ptr<KnowledgeBase> kb(new KnowledgeBase(name, std::move(db)));
+  kb->path_ = path;
+  kb->dim_ = std::stoi(GetMeta(*kb->db_, "embed_dim", "0"));
+  kb->bigrams_ = GetMeta(*kb->db_, "bigrams", "0") == "1";
   kb->chunking_.size = std::stoi(GetMeta(*kb->db_, "chunk_size", "800"));
   kb->chunking_.overlap = std::stoi(GetMeta(*kb->db_, "chunk_overlap", "150"));
   std::string built = GetMeta(*kb->db_, "analyzer");
@@ -244,12 +283,16 @@ void KnowledgeBase::Drop(const std::string& data_dir, const std::string& name) {
   std::string path = KbPath(data_dir, name);
   if (!fs::exists(path)) throw Error("no knowledge base named '" + name + "' in " + data_dir);
   for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path + suffix);
+  fs::remove(data_dir + "/kb/" + name + ".hnsw");
+  fs::remove(data_dir + "/kb/" + name + ".hnsw.tmp");
 }
 
 int64_t KnowledgeBase::chunk_count() { return std::stoll(GetMeta(*db_, "n_chunks", "0")); }
 
 std::vector<AddResult> KnowledgeBase::Add(const std::vector<std::string>& paths,
                                           const std::function<void(const AddResult&)>& progress) {
+  if (!embed_model().empty() && !embed_) Embed({});  // throws: the model is needed to add
+  if (embed_) EnsureIndex();
   std::vector<AddResult> results;
   auto report = [&](AddResult r) {
     if (progress) progress(r);
@@ -304,10 +347,15 @@ std::vector<AddResult> KnowledgeBase::Add(const std::vector<std::string>& paths,
       add_file(p, true);
     }
   }
+  SaveIndex();
   return results;
 }
 
 AddResult KnowledgeBase::AddBytes(const std::string& name, const std::string& bytes) {
+  if (!embed_model().empty() && !embed_) Embed({});
+  if (embed_) EnsureIndex();
+  // The index file is written by Flush() or when the object goes away, not
+  // after every document (it is rewritten whole).
   return AddOne(name, fs::path(name).filename().string(), bytes, 0);
 }
 
@@ -349,9 +397,22 @@ AddResult KnowledgeBase::AddOne(const std::string& path, const std::string& disp
         tfs[i][t] += 2;
         lens[i] += 2;
       }
+      // Bigrams count like words but not towards the length (which
+      // normalises the word scores).
+      if (bigrams_)
+        for (auto& t : analyzer_->HanBigrams(chunks[i].text)) tfs[i][t] += 2;
+    }
+    // Dense vectors, also made before the write lock is taken.
+    const bool dense = !GetMeta(*db_, "embed_model").empty();
+    std::vector<std::vector<float>> vecs;
+    if (dense) {
+      std::vector<std::string> texts;
+      for (auto& c : chunks) texts.push_back(c.heading.empty() ? c.text : c.heading + "\n" + c.text);
+      vecs = Embed(texts);
     }
     Transaction tx(*db_);
-    if (old_id) DeleteDocument(old_id);
+    std::vector<int64_t> removed;
+    if (old_id) removed = DeleteDocument(old_id);
     Stmt ins_doc(*db_,
                  "INSERT INTO documents(path,name,type,hash,bytes,mtime,added,n_chunks,n_chars,text) "
                  "VALUES(?,?,?,?,?,?,?,?,?,?)");
@@ -373,6 +434,7 @@ AddResult KnowledgeBase::AddOne(const std::string& path, const std::string& disp
     std::map<std::string, std::string> postings;
     std::map<std::string, int64_t> last_chunk;
     int64_t total_terms = 0;
+    std::vector<int64_t> chunk_ids(chunks.size());
     for (size_t i = 0; i < chunks.size(); ++i) {
       const Chunk& c = chunks[i];
       ins_chunk.Bind(1, doc_id)
@@ -386,6 +448,7 @@ AddResult KnowledgeBase::AddOne(const std::string& path, const std::string& disp
           .Bind(9, lens[i])
           .Run();
       int64_t chunk_id = db_->LastInsertId();
+      chunk_ids[i] = chunk_id;
       total_terms += lens[i];
       for (auto& [term, tf] : tfs[i]) {
         std::string& blob = postings[term];
@@ -400,8 +463,31 @@ AddResult KnowledgeBase::AddOne(const std::string& path, const std::string& disp
     for (auto& [term, blob] : postings) ins_post.Bind(1, std::string_view(term)).Bind(2, doc_id).BindBlob(3, blob).Run();
     AddToStat(*db_, "n_chunks", static_cast<int64_t>(chunks.size()));
     AddToStat(*db_, "total_terms", total_terms);
+    if (dense) {
+      Stmt ins_vec(*db_, "INSERT INTO vectors(chunk_id,doc_id,vec) VALUES(?,?,?)");
+      for (size_t i = 0; i < chunks.size(); ++i)
+        ins_vec.Bind(1, chunk_ids[i])
+            .Bind(2, doc_id)
+            .BindBlob(3, std::string_view(reinterpret_cast<const char*>(vecs[i].data()), vecs[i].size() * 4))
+            .Run();
+    }
+    const int64_t gen = std::stoll(GetMeta(*db_, "vec_gen", "0"));
+    SetMeta(*db_, "vec_gen", std::to_string(gen + 1));
     MaybePauseForTest(++ingested_);
     tx.Commit();
+    // The same change in the in-memory index, when it reflected the state
+    // just before this transaction; else it is rebuilt when next needed.
+    if (index_ && index_gen_ == gen) {
+      for (int64_t id : removed) index_->Remove(id);
+      for (size_t i = 0; i < vecs.size(); ++i) index_->Add(chunk_ids[i], vecs[i].data());
+      index_gen_ = gen + 1;
+      index_dirty_ = true;
+    } else if (dense) {
+      // No index yet (the first vectors fix the dimension), or another
+      // process wrote meanwhile: build it from the stored vectors.
+      index_.reset();
+      EnsureIndex();
+    }
     r.status = old_id ? AddResult::kUpdated : AddResult::kAdded;
     r.chunks = static_cast<int64_t>(chunks.size());
   } catch (const Error& e) {
@@ -413,7 +499,13 @@ AddResult KnowledgeBase::AddOne(const std::string& path, const std::string& disp
   return r;
 }
 
-void KnowledgeBase::DeleteDocument(int64_t doc_id) {
+std::vector<int64_t> KnowledgeBase::DeleteDocument(int64_t doc_id) {
+  std::vector<int64_t> ids;
+  {
+    Stmt q(*db_, "SELECT id FROM chunks WHERE doc_id=?");
+    q.Bind(1, doc_id);
+    while (q.Step()) ids.push_back(q.Int(0));
+  }
   Stmt st(*db_, "SELECT count(*), coalesce(sum(n_terms),0) FROM chunks WHERE doc_id=?");
   st.Bind(1, doc_id);
   int64_t n = 0, terms = 0;
@@ -422,10 +514,12 @@ void KnowledgeBase::DeleteDocument(int64_t doc_id) {
     terms = st.Int(1);
   }
   Stmt(*db_, "DELETE FROM postings WHERE doc_id=?").Bind(1, doc_id).Run();
+  Stmt(*db_, "DELETE FROM vectors WHERE doc_id=?").Bind(1, doc_id).Run();
   Stmt(*db_, "DELETE FROM chunks WHERE doc_id=?").Bind(1, doc_id).Run();
   Stmt(*db_, "DELETE FROM documents WHERE id=?").Bind(1, doc_id).Run();
   AddToStat(*db_, "n_chunks", -n);
   AddToStat(*db_, "total_terms", -terms);
+  return ids;
 }
 
 std::vector<DocumentInfo> KnowledgeBase::Documents() {
@@ -469,9 +563,22 @@ int64_t KnowledgeBase::Remove(const std::string& doc) {
   Stmt c(*db_, "SELECT n_chunks FROM documents WHERE id=?");
   c.Bind(1, matches[0].first);
   int64_t n = c.Step() ? c.Int(0) : 0;
+  // The index (loaded or rebuilt before the change; no embedder needed)
+  // follows the deletion, so the next search does not rebuild it.
+  if (!embed_model().empty()) EnsureIndex();
   Transaction tx(*db_);
-  DeleteDocument(matches[0].first);
+  std::vector<int64_t> removed = DeleteDocument(matches[0].first);
+  const int64_t gen = std::stoll(GetMeta(*db_, "vec_gen", "0"));
+  SetMeta(*db_, "vec_gen", std::to_string(gen + 1));
   tx.Commit();
+  if (index_ && index_gen_ == gen) {
+    for (int64_t id : removed) index_->Remove(id);
+    index_gen_ = gen + 1;
+    index_dirty_ = true;
+    SaveIndex();
+  } else {
+    index_.reset();
+  }
   return n;
 }
 
@@ -506,8 +613,8 @@ std::vector<int64_t> KnowledgeBase::AllowedDocs(const SearchOptions& opt, bool* 
   return ids;
 }
 
-std::vector<Hit> KnowledgeBase::Search(const std::string& query, const SearchOptions& opt) {
-  if (opt.top_k < 1) throw Error("--top must be at least 1 (got " + std::to_string(opt.top_k) + ")");
+std::vector<std::pair<double, int64_t>> KnowledgeBase::Bm25Ranked(const std::string& query, const SearchOptions& opt,
+                                                                 size_t n) {
   bool filtered = false;
   std::vector<int64_t> allowed = AllowedDocs(opt, &filtered);
   std::sort(allowed.begin(), allowed.end());
@@ -529,10 +636,9 @@ std::vector<Hit> KnowledgeBase::Search(const std::string& query, const SearchOpt
     int64_t chunk;
     uint64_t tf2, len2;
   };
-  std::vector<Posting> ps;
-  for (auto& [term, weight] : analyzer_->QueryTerms(query)) {
-    // Collect the term's postings first: df is needed for its idf.
-    ps.clear();
+  // The postings of a term (within the filter), and its idf.
+  auto load = [&](const std::string& term, std::vector<Posting>* ps) {
+    ps->clear();
     s.Bind(1, std::string_view(term));
     while (s.Step()) {
       int64_t doc = s.Int(0);
@@ -542,13 +648,14 @@ std::vector<Hit> KnowledgeBase::Search(const std::string& query, const SearchOpt
       uint64_t d, tf2, len2;
       while (GetVarint(&blob, &d) && GetVarint(&blob, &tf2) && GetVarint(&blob, &len2)) {
         chunk += static_cast<int64_t>(d);
-        if (chunk <= max_id) ps.push_back({chunk, tf2, len2});
+        if (chunk <= max_id) ps->push_back({chunk, tf2, len2});
       }
     }
     s.Reset();
-    if (ps.empty()) continue;
-    const double df = static_cast<double>(ps.size());
-    const double idf = std::log(1.0 + (n_chunks - df + 0.5) / (df + 0.5));
+    const double df = static_cast<double>(ps->size());
+    return std::log(1.0 + (n_chunks - df + 0.5) / (df + 0.5));
+  };
+  auto accumulate = [&](const std::vector<Posting>& ps, double weight, double idf) {
     for (auto& p : ps) {
       const double tf = 0.5 * static_cast<double>(p.tf2);
       const double norm = kK1 * (1.0 - kB + kB * 0.5 * static_cast<double>(p.len2) / avgdl);
@@ -556,19 +663,100 @@ std::vector<Hit> KnowledgeBase::Search(const std::string& query, const SearchOpt
       if (sc == 0.0f) touched.push_back(p.chunk);
       sc += static_cast<float>(weight * idf * tf * (kK1 + 1.0) / (tf + norm));
     }
+  };
+  std::vector<Posting> ps;
+  std::map<std::string, double> qterms = analyzer_->QueryTerms(query);
+  if (bigrams_)
+    for (auto& b : analyzer_->HanBigrams(query)) qterms.try_emplace(b, kBigramWeight);
+  for (auto& [term, weight] : qterms) {
+    if (weight <= 0) continue;
+    const double idf = load(term, &ps);
+    if (!ps.empty()) accumulate(ps, weight, idf);
   }
   std::vector<std::pair<double, int64_t>> ranked;
   ranked.reserve(touched.size());
   for (int64_t chunk : touched) ranked.emplace_back(scores[static_cast<size_t>(chunk)], chunk);
   auto better = [](auto& a, auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; };
   Rerank(query, &ranked);
-  size_t k = std::min(ranked.size(), static_cast<size_t>(opt.top_k));
+  size_t k = std::min(ranked.size(), n);
   std::partial_sort(ranked.begin(), ranked.begin() + k, ranked.end(), better);
+  ranked.resize(k);
+  return ranked;
+}
+
+std::vector<std::pair<double, int64_t>> KnowledgeBase::DenseRanked(const std::string& query, const SearchOptions& opt,
+                                                                  size_t n) {
+  std::vector<float> q = Embed({query})[0];
+  bool filtered = false;
+  std::vector<int64_t> allowed = AllowedDocs(opt, &filtered);
+  std::vector<std::pair<double, int64_t>> ranked;
+  if (filtered) {
+    // A filter selects few documents: exact search over their vectors.
+    Stmt s(*db_, "SELECT chunk_id, vec FROM vectors WHERE doc_id=?");
+    for (int64_t doc : allowed) {
+      s.Bind(1, doc);
+      while (s.Step()) {
+        std::string_view b = s.Blob(1);
+        if (b.size() != q.size() * sizeof(float)) continue;
+        std::vector<float> v(q.size());
+        std::memcpy(v.data(), b.data(), b.size());
+        ranked.emplace_back(Dot(q.data(), v.data(), static_cast<int>(q.size())), s.Int(0));
+      }
+      s.Reset();
+    }
+    auto better = [](auto& a, auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; };
+    size_t k = std::min(ranked.size(), n);
+    std::partial_sort(ranked.begin(), ranked.begin() + k, ranked.end(), better);
+    ranked.resize(k);
+    return ranked;
+  }
+  EnsureIndex();
+  if (!index_) return ranked;
+  for (auto& [sim, id] : index_->Search(q.data(), static_cast<int>(n))) ranked.emplace_back(sim, id);
+  return ranked;
+}
+
+std::vector<Hit> KnowledgeBase::Search(const std::string& query, const SearchOptions& opt) {
+  if (opt.top_k < 1) throw Error("--top must be at least 1 (got " + std::to_string(opt.top_k) + ")");
+  const bool has_model = !embed_model().empty();
+  SearchMode mode = opt.mode;
+  if (mode == SearchMode::kAuto) mode = has_model ? SearchMode::kHybrid : SearchMode::kBm25;
+  if (mode != SearchMode::kBm25 && !has_model)
+    throw Error(std::string("--mode ") + SearchModeName(mode) + ": knowledge base '" + name_ +
+                "' has no embedding model (create it with --embed-model, or add one with: hai kb embed " + name_ +
+                " --embed-model FILE.gguf)");
+  const size_t k = static_cast<size_t>(opt.top_k);
+  std::vector<std::pair<double, int64_t>> bm25, dense, ranked;
+  if (mode != SearchMode::kDense) bm25 = Bm25Ranked(query, opt, mode == SearchMode::kBm25 ? k : std::max(k, kFusionDepth));
+  if (mode != SearchMode::kBm25) dense = DenseRanked(query, opt, mode == SearchMode::kDense ? k : std::max(k, kFusionDepth));
+  std::unordered_map<int64_t, int> bm25_rank, dense_rank;
+  std::unordered_map<int64_t, double> dense_sim;
+  for (size_t i = 0; i < bm25.size(); ++i) bm25_rank[bm25[i].second] = static_cast<int>(i) + 1;
+  for (size_t i = 0; i < dense.size(); ++i) {
+    dense_rank[dense[i].second] = static_cast<int>(i) + 1;
+    dense_sim[dense[i].second] = dense[i].first;
+  }
+  if (mode == SearchMode::kBm25) {
+    ranked = bm25;
+  } else if (mode == SearchMode::kDense) {
+    ranked = dense;
+  } else {
+    // Reciprocal-rank fusion: robust to the two scores' different scales.
+    std::unordered_map<int64_t, double> fused;
+    for (size_t i = 0; i < bm25.size(); ++i) fused[bm25[i].second] += 1.0 / (kRrfK + static_cast<double>(i + 1));
+    for (size_t i = 0; i < dense.size(); ++i) fused[dense[i].second] += 1.0 / (kRrfK + static_cast<double>(i + 1));
+    for (auto& [id, sc] : fused) ranked.emplace_back(sc, id);
+    auto better = [](auto& a, auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; };
+    size_t n = std::min(ranked.size(), k);
+    std::partial_sort(ranked.begin(), ranked.begin() + n, ranked.end(), better);
+    ranked.resize(n);
+  }
+  if (ranked.size() > k) ranked.resize(k);
   std::vector<Hit> hits;
   Stmt get(*db_,
            "SELECT d.name, d.path, d.type, c.page, c.row, c.heading, c.start, c.end, c.text "
            "FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id=?");
-  for (size_t i = 0; i < k; ++i) {
+  for (size_t i = 0; i < ranked.size(); ++i) {
     get.Bind(1, ranked[i].second);
     if (get.Step()) {
       Hit h;
@@ -583,11 +771,189 @@ std::vector<Hit> KnowledgeBase::Search(const std::string& query, const SearchOpt
       h.end = get.Int(7);
       h.text = get.Text(8);
       h.score = ranked[i].first;
+      if (auto it = bm25_rank.find(h.chunk_id); it != bm25_rank.end()) h.bm25_rank = it->second;
+      if (auto it = dense_rank.find(h.chunk_id); it != dense_rank.end()) {
+        h.dense_rank = it->second;
+        h.dense_score = dense_sim[h.chunk_id];
+      }
       hits.push_back(std::move(h));
     }
     get.Reset();
   }
   return hits;
+}
+
+SearchMode ParseSearchMode(const std::string& s) {
+  if (s == "auto") return SearchMode::kAuto;
+  if (s == "bm25") return SearchMode::kBm25;
+  if (s == "dense") return SearchMode::kDense;
+  if (s == "hybrid") return SearchMode::kHybrid;
+  throw Error("--mode: unknown search mode '" + s + "' (expected bm25, dense, hybrid or auto)");
+}
+
+const char* SearchModeName(SearchMode m) {
+  switch (m) {
+    case SearchMode::kAuto: return "auto";
+    case SearchMode::kBm25: return "bm25";
+    case SearchMode::kDense: return "dense";
+    case SearchMode::kHybrid: return "hybrid";
+  }
+  return "?";
+}
+
+std::string KnowledgeBase::embed_model() { return GetMeta(*db_, "embed_model"); }
+
+void KnowledgeBase::AttachEmbedder(EmbedFn fn) { embed_ = std::move(fn); }
+
+std::string KnowledgeBase::IndexPath() const {
+  return path_.substr(0, path_.size() - std::string(".sqlite").size()) + ".hnsw";
+}
+
+// Embeds in batches, checks the shape and normalises every vector. The
+// first vectors of a knowledge base fix its dimension.
+std::vector<std::vector<float>> KnowledgeBase::Embed(const std::vector<std::string>& texts) {
+  if (!embed_)
+    throw Error("knowledge base '" + name_ + "' uses the embedding model '" + embed_model() +
+                "', which is not loaded (is the file still there?)");
+  constexpr size_t kBatch = 16;
+  std::vector<std::vector<float>> out;
+  out.reserve(texts.size());
+  for (size_t i = 0; i < texts.size(); i += kBatch) {
+    std::vector<std::string> batch(texts.begin() + static_cast<std::ptrdiff_t>(i),
+                                   texts.begin() + static_cast<std::ptrdiff_t>(std::min(texts.size(), i + kBatch)));
+    auto vecs = embed_(batch);
+    if (vecs.size() != batch.size())
+      throw Error("embedding model returned " + std::to_string(vecs.size()) + " vectors for " +
+                  std::to_string(batch.size()) + " texts");
+    for (auto& v : vecs) {
+      if (v.empty()) throw Error("embedding model returned an empty vector");
+      if (dim_ == 0) {
+        dim_ = static_cast<int>(v.size());
+        SetMeta(*db_, "embed_dim", std::to_string(dim_));
+      }
+      if (static_cast<int>(v.size()) != dim_)
+        throw Error("embedding model returned vectors of dimension " + std::to_string(v.size()) +
+                    ", but knowledge base '" + name_ + "' holds dimension " + std::to_string(dim_) +
+                    " (re-embed it with: hai kb embed " + name_ + " --embed-model FILE.gguf)");
+      for (float x : v)
+        if (!std::isfinite(x)) throw Error("embedding model returned a non-finite value");
+      Normalize(&v);
+      out.push_back(std::move(v));
+    }
+  }
+  return out;
+}
+
+// Makes index_ reflect the stored vectors: kept when it already does, else
+// loaded from NAME.hnsw when the database says that file is current, else
+// rebuilt from the vectors table (and saved).
+void KnowledgeBase::EnsureIndex() {
+  const int64_t gen = std::stoll(GetMeta(*db_, "vec_gen", "0"));
+  if (index_ && index_gen_ == gen) return;
+  index_.reset();
+  dim_ = std::stoi(GetMeta(*db_, "embed_dim", "0"));
+  if (dim_ == 0) return;  // no vectors yet
+  const std::string file = IndexPath();
+  std::error_code ec;
+  const auto bytes = fs::file_size(file, ec);
+  if (!ec && GetMeta(*db_, "hnsw_gen") == std::to_string(gen) &&
+      GetMeta(*db_, "hnsw_bytes") == std::to_string(bytes)) {
+    try {
+      index_ = VectorIndex::Load(file, dim_);
+      index_gen_ = gen;
+      return;
+    } catch (const Error&) {
+      index_.reset();  // unreadable: rebuilt below
+    }
+  }
+  index_ = std::make_unique<VectorIndex>(dim_);
+  Stmt s(*db_, "SELECT chunk_id, vec FROM vectors");
+  std::vector<float> v(static_cast<size_t>(dim_));
+  while (s.Step()) {
+    std::string_view b = s.Blob(1);
+    if (b.size() != v.size() * sizeof(float))
+      throw Error(path_ + ": stored vector of chunk " + std::to_string(s.Int(0)) + " has " +
+                  std::to_string(b.size()) + " bytes, expected " + std::to_string(v.size() * sizeof(float)));
+    std::memcpy(v.data(), b.data(), b.size());
+    index_->Add(s.Int(0), v.data());
+  }
+  index_gen_ = gen;
+  index_dirty_ = true;
+  SaveIndex();
+}
+
+// Writes the index file, then records in the database which generation it
+// holds. A crash between the two leaves the old record: the file is then
+// rebuilt, never trusted.
+void KnowledgeBase::SaveIndex() {
+  if (!index_ || !index_dirty_) return;
+  const std::string file = IndexPath();
+  index_->Save(file);
+  std::error_code ec;
+  const auto bytes = fs::file_size(file, ec);
+  Transaction tx(*db_);
+  if (std::stoll(GetMeta(*db_, "vec_gen", "0")) == index_gen_) {
+    SetMeta(*db_, "hnsw_gen", std::to_string(index_gen_));
+    SetMeta(*db_, "hnsw_bytes", std::to_string(bytes));
+  }
+  tx.Commit();
+  index_dirty_ = false;
+}
+
+int64_t KnowledgeBase::VectorCount() {
+  Stmt s(*db_, "SELECT count(*) FROM vectors");
+  return s.Step() ? s.Int(0) : 0;
+}
+
+int64_t KnowledgeBase::DenseIndexSize() {
+  EnsureIndex();
+  return index_ ? static_cast<int64_t>(index_->size()) : 0;
+}
+
+int64_t KnowledgeBase::Reembed(const std::string& model, EmbedFn fn,
+                               const std::function<void(int64_t done, int64_t total)>& progress) {
+  if (model.empty()) throw Error("--embed-model: no model given");
+  embed_ = std::move(fn);
+  const int64_t total = chunk_count();
+  int64_t done = 0;
+  // One transaction: a kill leaves the old model and vectors in place.
+  Transaction tx(*db_);
+  Stmt(*db_, "DELETE FROM vectors").Run();
+  SetMeta(*db_, "embed_model", model);
+  SetMeta(*db_, "embed_dim", "0");
+  dim_ = 0;
+  std::vector<int64_t> docs;
+  {
+    Stmt d(*db_, "SELECT id FROM documents ORDER BY id");
+    while (d.Step()) docs.push_back(d.Int(0));
+  }
+  Stmt get(*db_, "SELECT id, heading, text FROM chunks WHERE doc_id=? ORDER BY seq");
+  Stmt ins(*db_, "INSERT INTO vectors(chunk_id,doc_id,vec) VALUES(?,?,?)");
+  for (int64_t doc : docs) {
+    std::vector<int64_t> ids;
+    std::vector<std::string> texts;
+    get.Bind(1, doc);
+    while (get.Step()) {
+      ids.push_back(get.Int(0));
+      std::string heading = get.Text(1), text = get.Text(2);
+      texts.push_back(heading.empty() ? text : heading + "\n" + text);
+    }
+    get.Reset();
+    auto vecs = Embed(texts);
+    for (size_t i = 0; i < ids.size(); ++i)
+      ins.Bind(1, ids[i])
+          .Bind(2, doc)
+          .BindBlob(3, std::string_view(reinterpret_cast<const char*>(vecs[i].data()), vecs[i].size() * 4))
+          .Run();
+    done += static_cast<int64_t>(ids.size());
+    if (progress) progress(done, total);
+  }
+  const int64_t gen = std::stoll(GetMeta(*db_, "vec_gen", "0"));
+  SetMeta(*db_, "vec_gen", std::to_string(gen + 1));
+  tx.Commit();
+  index_.reset();
+  EnsureIndex();
+  return done;
 }
 
 namespace {

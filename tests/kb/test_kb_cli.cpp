@@ -8,11 +8,13 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "common/test_util.h"
 #include "kb/kb_test_util.h"
+#include "kb/llm.h"
 
 using hai::kbtest::TempDir;
 using hai::kbtest::WriteFile;
@@ -200,4 +202,136 @@ TEST_F(KbCli, KillDuringIngestLeavesEveryDocumentWholeOrAbsent) {
   auto hits = nlohmann::json::parse(Hai("search big 文档4的第7句话 --json --top 1").out);
   ASSERT_EQ(hits.size(), 1u);
   EXPECT_EQ(hits[0]["doc"], "doc04.txt");
+}
+
+// Search modes on the command line, and their errors.
+TEST_F(KbCli, SearchModesAndEmbedModelErrors) {
+  ASSERT_EQ(Hai("create k").exit_code, 0);
+  WriteFile(files_ / "a.txt", "光刻机由荷兰公司生产。");
+  ASSERT_EQ(Hai("add k " + Q(files_ / "a.txt")).exit_code, 0);
+  auto r = Hai("search k 光刻机 --mode bm25 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto hits = nlohmann::json::parse(r.out);
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0]["doc"], "a.txt");
+  EXPECT_EQ(hits[0]["bm25_rank"], 1);
+  EXPECT_FALSE(hits[0].contains("dense_rank"));
+  r = Hai("search k 光刻机 --mode dense");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("has no embedding model"), std::string::npos) << r.err;
+  r = Hai("search k 光刻机 --mode vector");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("unknown search mode 'vector'"), std::string::npos) << r.err;
+  // A missing or unusable embedding model is reported before anything is created.
+  r = Hai("create v --embed-model " + Q(files_ / "missing.gguf"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("missing.gguf"), std::string::npos) << r.err;
+  EXPECT_EQ(Hai("ls").out.find("v\t"), std::string::npos);
+  r = Hai("embed k --embed-model " + Q(files_ / "a.txt"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("a.txt"), std::string::npos) << r.err;
+}
+
+// `ask --model`: a local chat model writes the answer from numbered sources.
+// The fixture model has random weights, so the text is noise; what is
+// checked is the shape: answer, mode, sources numbered 1..n with document,
+// excerpt and location, and the prompt that carries them.
+TEST_F(KbCli, AskWithChatModel) {
+  const std::string model = hai::test::fixture("models/tiny-llama-spm-q4_0.gguf");
+  ASSERT_EQ(Hai("create k").exit_code, 0);
+  WriteFile(files_ / "in/talent.md", "# 人才\n\n大模型人才缺口大，原因是高端技术人才稀缺。\n\n# 算力\n\n算力成本很高。");
+  WriteFile(files_ / "in/other.txt", "水稻种植需要灌溉。");
+  ASSERT_EQ(Hai("add k " + Q(files_ / "in")).exit_code, 0);
+  auto r = Hai("ask k 大模型人才缺口大的原因 --model " + Q(model) + " -n 8 --top 2 --json -t 1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_TRUE(j["answer"].is_string());
+  EXPECT_EQ(j["mode"], "grounded");
+  EXPECT_EQ(j["model"], model);
+  EXPECT_TRUE(j["cited"].is_array());
+  ASSERT_GE(j["sources"].size(), 1u);
+  ASSERT_LE(j["sources"].size(), 2u);
+  EXPECT_EQ(j["sources"][0]["n"], 1);
+  EXPECT_EQ(j["sources"][0]["doc"], "talent.md");
+  EXPECT_NE(j["sources"][0]["excerpt"].get<std::string>().find("人才缺口"), std::string::npos);
+  EXPECT_EQ(j["sources"][0]["heading"], "人才");
+
+  // Text output: the answer, then the numbered source list; --verbose shows
+  // the prompt with the grounded instructions and the numbered passages.
+  r = Hai("ask k 大模型人才缺口大的原因 --model " + Q(model) + " -n 4 --top 1 --verbose -t 1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("Sources:\n[1] talent.md, 人才"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("only the numbered sources"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("[1] talent.md, 人才\n"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("Question: 大模型人才缺口大的原因"), std::string::npos) << r.err;
+  r = Hai("ask k 大模型人才缺口大的原因 --model " + Q(model) + " --mode open -n 4 --top 1 --verbose -t 1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("your own knowledge"), std::string::npos) << r.err;
+
+  // Errors.
+  r = Hai("ask k 人才 --mode open");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("needs a chat model"), std::string::npos) << r.err;
+  r = Hai("ask k 人才 --model " + Q(model) + " --mode creative");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("unknown answer mode 'creative'"), std::string::npos) << r.err;
+  r = Hai("ask k 人才 --model " + Q(files_ / "none.gguf"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("none.gguf"), std::string::npos) << r.err;
+  r = Hai("ask k 人才 --model " + Q(model) + " --max-tokens 0");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--max-tokens"), std::string::npos) << r.err;
+  // Without --model: the extractive answer, now with a mode field.
+  j = nlohmann::json::parse(Hai("ask k 大模型人才缺口大的原因 --json").out);
+  EXPECT_EQ(j["mode"], "extractive");
+  EXPECT_NE(j["answer"].get<std::string>().find("[1]"), std::string::npos);
+}
+
+// The whole dense path with the engine's embedding model (the random-weight
+// BERT fixture: its vectors carry no meaning, so only the mechanics are
+// checked: vectors for every chunk, dense/hybrid ranks in the JSON, the
+// index file kept in step with rm and re-embedding).
+TEST_F(KbCli, DenseAndHybridWithTheFixtureEmbeddingModel) {
+  const std::string bert = hai::test::fixture("models/tiny-bert-bge-f16.gguf");
+  auto r = Hai("-t 1 create v --embed-model " + Q(bert));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  WriteFile(files_ / "in/a.txt", "光刻机由荷兰公司生产。芯片制造离不开光刻机。");
+  WriteFile(files_ / "in/b.txt", "水稻种植需要灌溉。农民秋天收割稻谷。");
+  r = Hai("-t 1 add v " + Q(files_ / "in"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "kb/v.hnsw"));
+  auto all = nlohmann::json::parse(Hai("ls --json").out);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0]["embed_model"], std::filesystem::absolute(bert).string());
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2((dir_ / "kb/v.sqlite").c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  EXPECT_EQ(Scalar(db, "SELECT count(*) FROM vectors"), Scalar(db, "SELECT count(*) FROM chunks"));
+  EXPECT_EQ(Scalar(db, "SELECT CAST(value AS INTEGER) FROM meta WHERE key='embed_dim'"), 128);
+  sqlite3_close(db);
+
+  // Default mode with a model: hybrid; both ranks are reported.
+  auto hits = nlohmann::json::parse(Hai("-t 1 search v 光刻机 --json").out);
+  ASSERT_FALSE(hits.empty());
+  EXPECT_EQ(hits[0]["doc"], "a.txt");  // BM25 finds it; fusion keeps it first among 2 chunks
+  EXPECT_TRUE(hits[0].contains("dense_rank"));
+  hits = nlohmann::json::parse(Hai("-t 1 search v 光刻机 --mode dense --json").out);
+  ASSERT_EQ(hits.size(), 2u);
+  EXPECT_EQ(hits[0]["dense_rank"], 1);
+  EXPECT_FALSE(hits[0].contains("bm25_rank"));
+
+  // rm keeps vectors and index in step.
+  ASSERT_EQ(Hai("rm v b.txt").exit_code, 0);
+  hits = nlohmann::json::parse(Hai("-t 1 search v 稻谷 --mode dense --json").out);
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0]["doc"], "a.txt");
+
+  // A BM25 knowledge base gains vectors explicitly with `embed`.
+  ASSERT_EQ(Hai("create p").exit_code, 0);
+  ASSERT_EQ(Hai("add p " + Q(files_ / "in")).exit_code, 0);
+  EXPECT_EQ(Hai("search p 稻谷 --mode dense").exit_code, 1);
+  r = Hai("-t 1 embed p --embed-model " + Q(bert));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("embedded 2 chunks"), std::string::npos) << r.out;
+  hits = nlohmann::json::parse(Hai("-t 1 search p 稻谷 --mode dense --json").out);
+  EXPECT_EQ(hits.size(), 2u);
 }

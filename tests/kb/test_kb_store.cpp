@@ -228,3 +228,19 @@ TEST(KbStore, CorpusQuestionsFindTheirReport) {
   }
   EXPECT_EQ(kb->Search("大模型优秀人才缺口大的原因")[0].doc, "004_238ede4a42d8039d.txt");
 }
+
+// Han bigrams are indexed beside the words: a query whose words the
+// segmenter cuts differently from the passage still matches it.
+TEST(KbStore, BigramIndexMatchesAcrossWordBoundaries) {
+  TempDir t;
+  KnowledgeBase::Create(t.path(), "kb");
+  auto kb = KnowledgeBase::Open(t.path(), "kb");
+  WriteFile(t / "a.txt", "人工智能安全治理框架已经发布。");
+  WriteFile(t / "b.txt", "水稻种植需要灌溉。");
+  kb->Add({t / "a.txt", t / "b.txt"});
+  EXPECT_GT(Count(t / "kb/kb.sqlite", "SELECT count(*) FROM postings WHERE term LIKE '~%'"), 0);
+  // "能安" is no word of either text: only the bigram index has it.
+  auto hits = kb->Search("能安");
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0].doc, "a.txt");
+}

@@ -174,6 +174,16 @@ TEST(KbAnalyzer, EnglishStemmingStopWordsAndMixedText) {
   EXPECT_TRUE(a.Terms("的 the of").empty());
 }
 
+TEST(KbAnalyzer, HanBigramsForTheDualIndex) {
+  Analyzer a(Segmenter::FromWords({{"模型", 100}}));
+  // Overlapping bigrams of Han runs only, prefixed with '~'; stop-word
+  // bigrams ("什么") are dropped; NFKC first.
+  EXPECT_EQ(a.HanBigrams("大模型是什么 GPU 算力"),
+            (std::vector<std::string>{"~大模", "~模型", "~型是", "~是什", "~算力"}));
+  EXPECT_TRUE(a.HanBigrams("单").empty());
+  EXPECT_TRUE(a.HanBigrams("English only").empty());
+}
+
 TEST(KbAnalyzer, SynonymExpansionWeighsLess) {
   Analyzer a(Segmenter::FromWords({{"大模型", 100}, {"语言", 100}, {"模型", 100}}));
   std::string path = "/tmp/hai_kb_syn_" + std::to_string(::getpid()) + ".txt";
