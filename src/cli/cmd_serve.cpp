@@ -63,6 +63,7 @@ hai::cli::Register reg([](CLI::App& app) {
   sub->add_option("--port", a->o.port, "Port (0: pick a free one and print it)")->capture_default_str();
   sub->add_option("-P,--parallel", a->o.n_parallel, "Slots: requests decoded together (continuous batching)")->capture_default_str();
   sub->add_option("-c,--ctx-size", a->o.ctx_size, "Context positions per slot")->capture_default_str();
+  sub->add_option("--cache-type", a->o.cache_type, "KV cache storage: f16 (as llama.cpp) or q8_0 (half the memory)")->capture_default_str();
   sub->add_option("--api-key", a->keys, "Accept this API key (repeatable); requests without a valid key get 401");
   sub->add_option("--api-key-file", a->key_file, "File of API keys, one a line ('sha256:HEX' lines are hashes)");
   sub->add_option("--chat-template", a->o.chat_template_file, "Jinja chat template file (overrides the model's)");

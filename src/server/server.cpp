@@ -25,6 +25,7 @@
 #include "engine/tokenizer/tokenizer.h"
 #include "kb/knowledge_base.h"
 #include "server/api_error.h"
+#include "server/connection.h"
 #include "server/kb_api.h"
 #include "server/metrics.h"
 #include "server/openai_request.h"
@@ -155,6 +156,11 @@ struct Server::Impl {
       so.n_ctx_slot = opt.ctx_size;
       so.n_threads = opt.n_threads;
       so.max_queue = opt.max_queue;
+      try {
+        so.kv_type = model::kv_type_from_string(opt.cache_type);
+      } catch (const Error& e) {
+        throw Error(std::string("--cache-type: ") + e.what());
+      }
       scheduler = std::make_unique<sched::Scheduler>(*model, *tokenizer, so);
     } else {
       if (!opt.embedding_model_path.empty())
@@ -290,13 +296,20 @@ struct Server::Impl {
       metrics.observe_token_latency((u.total_ms - u.ttft_ms) / 1000.0 / double(u.completion_tokens - 1));
   }
 
-  // Runs a job to the end on this thread (non-streaming answers).
-  std::vector<ChoiceResult> wait_all(Job& job, size_t n) {
+  // Runs a job to the end on this thread (non-streaming answers). A client
+  // that closes its connection meanwhile ends the job at once (its slot is
+  // free for the next request); nobody is left to read the answer.
+  std::vector<ChoiceResult> wait_all(Job& job, size_t n, const httplib::Request& hreq) {
+    const int fd = find_connection(hreq.remote_addr, hreq.remote_port, hreq.local_port);
     std::vector<ChoiceResult> res(n);
     size_t done = 0;
     while (done < n) {
       if (stopping) {
         cancel(job);
+      } else if (peer_closed(fd)) {
+        cancel(job);
+        metrics.count_cancelled();
+        throw ApiError(499, "the client closed the connection", "client_closed_request");
       }
       for (auto& item : take(job, std::chrono::milliseconds(200))) {
         ChoiceResult& c = res[size_t(item.index)];
@@ -419,7 +432,7 @@ struct Server::Impl {
     auto job = submit_all(chat_requests(*plan));
     size_t n = size_t(plan->req.gen.n);
     if (!plan->req.gen.stream) {
-      std::vector<ChoiceResult> results = wait_all(*job, n);
+      std::vector<ChoiceResult> results = wait_all(*job, n, hreq);
       Json choices = Json::array();
       int64_t completion = 0;
       for (size_t i = 0; i < n; ++i) {
@@ -662,7 +675,7 @@ struct Server::Impl {
     };
 
     if (!g.stream) {
-      std::vector<ChoiceResult> results = wait_all(*job, n);
+      std::vector<ChoiceResult> results = wait_all(*job, n, hreq);
       Json choices = Json::array();
       int64_t completion = 0;
       for (size_t i = 0; i < n; ++i) {

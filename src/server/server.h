@@ -44,6 +44,7 @@ struct ServerOptions {
   int port = 8080;                     // 0: any free port
   int n_parallel = 1;                  // slots
   int64_t ctx_size = 4096;             // positions per slot
+  std::string cache_type = "f16";      // KV cache storage: f16 or q8_0
   int n_threads = 0;                   // 0: hardware concurrency
   size_t max_body = 8u << 20;          // bytes
   int64_t max_queue = 64;

@@ -107,6 +107,24 @@ describe('disconnects and a full queue', () => {
     assert.equal(r.choices.length, 1);
   });
 
+  test('a non-streaming client that disconnects frees its slot too', async () => {
+    const before = await metric(server, 'hai_cancelled_requests_total');
+    const controller = new AbortController();
+    const pending = fetch(server.url + '/v1/chat/completions', {
+      method: 'POST',
+      signal: controller.signal,
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ messages: USER, max_tokens: 4000, ignore_eos: true }),
+    }).catch(() => null);
+    const busy = await waitHealth(server, (h) => h.slots_active === 1);
+    assert.equal(busy.slots_active, 1, 'the request is running');
+    controller.abort();
+    await pending;
+    const h = await waitHealth(server, (h) => h.slots_active === 0);
+    assert.equal(h.slots_active, 0, 'the slot is free again');
+    assert.ok((await metric(server, 'hai_cancelled_requests_total')) > before);
+  });
+
   test('a full queue answers 503 with Retry-After, never hangs', async () => {
     const controllers = [];
     const start = (i) => {

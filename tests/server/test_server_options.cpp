@@ -58,6 +58,12 @@ TEST(ServerOptions, BadValuesNameTheOption) {
   o = base();
   o.model_path = "";
   EXPECT_NE(error_of(o).find("-m"), std::string::npos);
+  o = base();
+  o.cache_type = "q4_0";
+  EXPECT_NE(error_of(o).find("--cache-type"), std::string::npos);
+  o = base();
+  o.cache_type = "q8_0";
+  EXPECT_EQ(error_of(o), "");
 }
 
 TEST(ServerOptions, BadFilesNameTheFile) {
