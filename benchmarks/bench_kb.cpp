@@ -25,6 +25,7 @@
 #include "kb/extract.h"
 #include "kb/knowledge_base.h"
 #include "kb/text.h"
+#include "hash_embed.h"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -32,24 +33,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 std::string Corpus() { return std::string(HAI_SHARED_DIR) + "/corpus"; }
-
-constexpr int kDim = 384;
-
-// The stand-in embedder: hashed character unigrams and bigrams.
-std::vector<std::vector<float>> HashEmbed(const std::vector<std::string>& texts) {
-  std::vector<std::vector<float>> out;
-  for (auto& t : texts) {
-    std::vector<float> v(kDim, 0.0f);
-    std::u32string u = hai::kb::DecodeUtf8(t);
-    for (size_t i = 0; i < u.size(); ++i) {
-      v[(u[i] * 2654435761u) % kDim] += 0.5f;
-      if (i + 1 < u.size()) v[((u[i] * 31u + u[i + 1]) * 2654435761u) % kDim] += 1.0f;
-    }
-    v[0] += 0.01f;
-    out.push_back(std::move(v));
-  }
-  return out;
-}
 
 // The corpus's sentences (cleaned), as material for synthetic documents.
 std::vector<std::string> CorpusSentences() {
@@ -80,7 +63,7 @@ void BuildOrOpen() {
     hai::kb::KnowledgeBase::Create(dir, "synthetic", {200, 40}, "bench-hashed-bigrams-384");
   }
   g_kb = hai::kb::KnowledgeBase::Open(dir, "synthetic");
-  g_kb->AttachEmbedder(HashEmbed);
+  g_kb->AttachEmbedder(hai::bench::HashEmbed);
   if (g_kb->chunk_count() < g_chunks) {
     std::printf("building synthetic knowledge base of %lld chunks in %s ...\n", static_cast<long long>(g_chunks),
                 dir.c_str());

@@ -28,6 +28,7 @@
 #include "kb/knowledge_base.h"
 #include "kb/llm.h"
 #include "kb/text.h"
+#include "hash_embed.h"
 
 namespace {
 
@@ -39,21 +40,6 @@ std::string Norm(const std::string& s) {
 }
 
 // The stand-in embedder of --embed-model hash.
-std::vector<std::vector<float>> HashEmbed(const std::vector<std::string>& texts) {
-  constexpr unsigned kDim = 384;
-  std::vector<std::vector<float>> out;
-  for (auto& t : texts) {
-    std::vector<float> v(kDim, 0.0f);
-    std::u32string u = hai::kb::DecodeUtf8(t);
-    for (size_t i = 0; i < u.size(); ++i) {
-      v[(u[i] * 2654435761u) % kDim] += 0.5f;
-      if (i + 1 < u.size()) v[((u[i] * 31u + u[i + 1]) * 2654435761u) % kDim] += 1.0f;
-    }
-    v[0] += 0.01f;
-    out.push_back(std::move(v));
-  }
-  return out;
-}
 
 struct Tally {
   int n = 0, r1 = 0, r5 = 0;
@@ -110,7 +96,7 @@ int main(int argc, char** argv) {
     hai::kb::KnowledgeBase::Create(dir, "eval", chunking, embed_model);
     auto kb = hai::kb::KnowledgeBase::Open(dir, "eval");  // loads the dictionary: not part of ingest time
     if (embed_model == "hash") {
-      kb->AttachEmbedder(HashEmbed);
+      kb->AttachEmbedder(hai::bench::HashEmbed);
     } else if (!embed_model.empty()) {
       kb->AttachEmbedder(hai::kb::LoadEmbedder(embed_model));
     }

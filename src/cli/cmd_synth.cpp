@@ -249,10 +249,8 @@ GgmlType matrix_type(const std::string& name, uint32_t* file_type) {
   throw Error("--type must be f32, f16 or bf16, got '" + name + "'");
 }
 
-// A BERT encoder (arch "bert") laid out as llama.cpp's converter writes
-// bge / MiniLM models: post-norm layers with biases, learned positions,
-// token types, layer-norm eps 1e-12, CLS pooling unless --pooling says.
-void synth_bert(const SynthArgs& a) {
+// The size flags every architecture needs: positive, and a sane depth.
+void check_common_shape(const SynthArgs& a) {
   auto positive = [](const char* flag, int64_t v) {
     if (v <= 0) throw Error(std::string(flag) + " must be positive, got " + std::to_string(v));
   };
@@ -262,6 +260,13 @@ void synth_bert(const SynthArgs& a) {
   positive("--n-ff", a.n_ff);
   positive("--ctx", a.ctx);
   if (a.n_layer > 10000) throw Error("--n-layer " + std::to_string(a.n_layer) + " is too large");
+}
+
+// A BERT encoder (arch "bert") laid out as llama.cpp's converter writes
+// bge / MiniLM models: post-norm layers with biases, learned positions,
+// token types, layer-norm eps 1e-12, CLS pooling unless --pooling says.
+void synth_bert(const SynthArgs& a) {
+  check_common_shape(a);
   if (a.n_embd % a.n_head != 0)
     throw Error("--n-embd " + std::to_string(a.n_embd) + " is not a multiple of --n-head " + std::to_string(a.n_head));
   if (a.n_head_kv != 0 && a.n_head_kv != a.n_head)
@@ -312,16 +317,8 @@ void synth_bert(const SynthArgs& a) {
 void synth(const SynthArgs& a) {
   if (a.arch == "bert") return synth_bert(a);
   if (a.n_head_kv == 0) throw Error("--n-head-kv is required for " + a.arch);
-  auto positive = [](const char* flag, int64_t v) {
-    if (v <= 0) throw Error(std::string(flag) + " must be positive, got " + std::to_string(v));
-  };
-  positive("--n-embd", a.n_embd);
-  positive("--n-layer", a.n_layer);
-  positive("--n-head", a.n_head);
-  positive("--n-head-kv", a.n_head_kv);
-  positive("--n-ff", a.n_ff);
-  positive("--ctx", a.ctx);
-  if (a.n_layer > 10000) throw Error("--n-layer " + std::to_string(a.n_layer) + " is too large");
+  if (a.n_head_kv < 0) throw Error("--n-head-kv must be positive, got " + std::to_string(a.n_head_kv));
+  check_common_shape(a);
   if (a.n_head % a.n_head_kv != 0)
     throw Error("--n-head " + std::to_string(a.n_head) + " is not a multiple of --n-head-kv " + std::to_string(a.n_head_kv));
   int64_t head_dim = a.head_dim;
@@ -331,7 +328,7 @@ void synth(const SynthArgs& a) {
                   " (give --head-dim)");
     head_dim = a.n_embd / a.n_head;
   }
-  positive("--head-dim", head_dim);
+  if (head_dim <= 0) throw Error("--head-dim must be positive, got " + std::to_string(head_dim));
   if (head_dim % 2 != 0) throw Error("--head-dim " + std::to_string(head_dim) + " must be even (RoPE rotates pairs)");
   if (a.arch != "qwen3" && head_dim * a.n_head != a.n_embd)
     throw Error("--head-dim " + std::to_string(head_dim) + " x --n-head " + std::to_string(a.n_head) +
