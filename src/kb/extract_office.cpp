@@ -238,7 +238,10 @@ Extracted ExtractXlsx(std::string_view bytes, const std::string& what) {
   find_sheets(wb.root());
   if (sheets.empty()) throw Error(what + ": XLSX workbook lists no sheets");
   SectionBuilder b;
-  for (auto& [name, part] : sheets) {
+  for (const auto& sheet : sheets) {
+    // Named copies: a lambda below uses them (clang cannot capture a structured binding).
+    const std::string& name = sheet.first;
+    const std::string& part = sheet.second;
     XmlDoc sh(zip.Read(part), what, part);
     std::vector<std::vector<std::string>> rows;
     std::function<void(xmlNodePtr)> walk = [&](xmlNodePtr n) {
