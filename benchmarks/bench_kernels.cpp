@@ -8,6 +8,8 @@
 // (decode is bound by it); items_per_second counts multiply-adds.
 //
 //   build-*/benchmarks/bench_kernels --benchmark_filter='Matvec/q4_K'
+//   build-*/benchmarks/bench_kernels --benchmark_filter='GgmlOrder/Prefill64'
+// (GgmlOrder/...: the model's bit-exact tiled kernels, one thread.)
 #include <benchmark/benchmark.h>
 
 #include <atomic>
@@ -16,6 +18,7 @@
 
 #include "engine/common/cpu.h"
 #include "engine/common/thread_pool.h"
+#include "engine/model/ggml_order.h"
 #include "engine/quant/kernels.h"
 #include "engine/quant/matmul.h"
 #include "engine/quant/quant.h"
@@ -96,6 +99,63 @@ void register_all() {
   }
 }
 
+// The model's matrix products in the reference's summation order
+// (ggml_order::gemm and its paths), one thread: "per-element" is the
+// portable kernels one output at a time, "avx2"/"avx512" the SIMD paths.
+void run_ggml_order(benchmark::State& state, GgmlType t, int path, int64_t rows, int64_t cols, int64_t tokens) {
+  namespace go = hai::model::ggml_order;
+  if ((path == 1 && !go::have_avx2()) || (path == 2 && !go::have_avx512())) {
+    state.SkipWithError("CPU lacks this level");
+    return;
+  }
+  Weights m = make(t, rows, cols, tokens);
+  if (t == GgmlType::F16) {  // F16 weights take F16-rounded floats
+    std::vector<float> x(static_cast<size_t>(cols * tokens));
+    for (size_t i = 0; i < x.size(); ++i) x[i] = hai::fp16_to_fp32(hai::fp32_to_fp16(0.001f * static_cast<float>(i % 1000)));
+    m.act.assign(reinterpret_cast<const uint8_t*>(x.data()), reinterpret_cast<const uint8_t*>(x.data() + x.size()));
+  }
+  std::vector<float> out(static_cast<size_t>(rows * tokens));
+  go::GemmArgs g;
+  g.n = cols;
+  g.w = m.w.data();
+  g.w_stride = hai::row_size(t, cols);
+  g.n_rows = rows;
+  g.a = m.act.data();
+  g.a_stride = m.act.size() / static_cast<size_t>(tokens);
+  g.n_tok = tokens;
+  g.y = out.data();
+  g.ldy = static_cast<size_t>(rows);
+  void (*fn)(GgmlType, const go::GemmArgs&) = path == 0 ? go::gemm_portable : path == 1 ? go::gemm_avx2 : go::gemm_avx512;
+  for (auto _ : state) {
+    fn(t, g);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(m.w.size()));
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * rows * cols * tokens);
+}
+
+void register_ggml_order() {
+  const GgmlType types[] = {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::F16};
+  const char* paths[] = {"per-element", "avx2", "avx512"};
+  struct Shape {
+    const char* name;
+    int64_t rows, cols, tokens;
+  };
+  const Shape shapes[] = {{"GgmlOrder/Matvec/up", 4864, 1024, 1},
+                          {"GgmlOrder/Batch8/up", 4864, 1024, 8},
+                          {"GgmlOrder/Prefill64/up", 4864, 1024, 64}};
+  for (const Shape& sh : shapes)
+    for (GgmlType t : types)
+      for (int p = 0; p < 3; ++p) {
+        if (sh.tokens > 8 && p == 0) continue;  // slow, adds nothing
+        std::string name = std::string(sh.name) + "/" + std::string(hai::type_name(t)) + "/" + paths[p];
+        benchmark::RegisterBenchmark(name.c_str(),
+                                     [=](benchmark::State& st) { run_ggml_order(st, t, p, sh.rows, sh.cols, sh.tokens); })
+            ->UseRealTime()
+            ->Unit(benchmark::kMicrosecond);
+      }
+}
+
 // Cost of one empty parallel job: what every matmul pays to wake and join
 // the workers.
 void BM_ThreadPoolEmptyJob(benchmark::State& state) {
@@ -110,6 +170,7 @@ BENCHMARK(BM_ThreadPoolEmptyJob)->Arg(1)->Arg(2)->ArgName("threads")->UseRealTim
 
 int main(int argc, char** argv) {
   register_all();
+  register_ggml_order();
   benchmark::Initialize(&argc, argv);
   benchmark::AddCustomContext("cpu", std::string(hai::cpu_description()));
   benchmark::RunSpecifiedBenchmarks();

@@ -5,8 +5,11 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <string>
+#include <utility>
 #include <vector>
 
+#include "engine/common/error.h"
 #include "engine/model/ggml_order.h"
 #include "engine/model/ops.h"
 #include "engine/quant/quant.h"
@@ -23,6 +26,27 @@ TEST(Ops, VectorExpfIsCloseToExpf) {
   EXPECT_EQ(ggml_order::v_expf(0.0f), 1.0f);
   EXPECT_TRUE(std::isinf(ggml_order::v_expf(200.0f)));
   EXPECT_EQ(ggml_order::v_expf(-200.0f), 0.0f);
+}
+
+// The batched (AVX-512) expf gives v_expf's bits, tails and specials included.
+TEST(Ops, VectorExpfBatchEqualsScalar) {
+  std::vector<float> x;
+  for (float v = -110.0f; v < 95.0f; v += 0.0371f) x.push_back(v);
+  for (float v : {-INFINITY, INFINITY, 0.0f, -0.0f, 1e-30f, -1e-30f, 88.7f, -87.3f, -103.9f, 300.0f, -300.0f})
+    x.push_back(v);
+  for (int64_t n : {int64_t(x.size()), int64_t(x.size()) - 5, int64_t(13), int64_t(1)}) {
+    std::vector<float> out(n, 7.0f);
+    ggml_order::v_expf_n(x.data(), out.data(), n);
+    std::vector<float> simd(n, 7.0f);
+    if (ggml_order::have_avx512()) ggml_order::v_expf_n_avx512(x.data(), simd.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      const float ref = ggml_order::v_expf(x[i]);
+      ASSERT_EQ(std::memcmp(&out[i], &ref, 4), 0) << x[i] << ": " << out[i] << " vs " << ref;
+      if (ggml_order::have_avx512()) {
+        ASSERT_EQ(std::memcmp(&simd[i], &ref, 4), 0) << x[i];
+      }
+    }
+  }
 }
 
 TEST(Ops, RmsNorm) {
@@ -164,7 +188,9 @@ std::vector<uint8_t> random_weights(GgmlType type, int n, std::mt19937& rng) {
     const uint16_t h = fp32_to_fp16(scale(rng));
     std::memcpy(&w[at], &h, 2);
   };
-  const size_t block = type == GgmlType::Q4_0 ? row_size(type, 32) : row_size(type, 256);
+  const size_t block = type == GgmlType::Q4_0 || type == GgmlType::Q8_0 || type == GgmlType::Q5_0
+                           ? row_size(type, 32)
+                           : row_size(type, 256);
   for (size_t off = 0; off < w.size(); off += block) {
     if (type == GgmlType::Q4_K) {
       put_f16(off);
@@ -274,6 +300,138 @@ TEST(Ops, GgmlOrderKRowReusedAcrossActivations) {
       const std::vector<uint8_t> a = random_activations(GgmlType::Q8_K, n, rng, false);
       EXPECT_EQ(ggml_order::dot_k_row(row, n, a.data()), ggml_order::dot_k_portable(type, n, w.data(), a.data()));
     }
+  }
+}
+
+// Bits of a float, so that EXPECT_EQ compares bits (NaN == NaN, -0 != +0).
+uint32_t bits(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, 4);
+  return b;
+}
+
+// The tiled matrix products give, for every output, the bits of the
+// per-element portable kernel (Q5_0: hai::vec_dot), on every path this CPU can run; sizes that
+// are not multiples of the tiles (rows 1..13, tokens 1..70 crossing the
+// token block), padded row strides, and an output wider than the rows
+// (whose other columns must stay untouched).
+TEST(Ops, GemmTilesEqualPerElementKernels) {
+  int paths_checked = 0;
+  const GgmlType types[] = {GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q4_K, GgmlType::Q6_K};
+  for (GgmlType type : types) {
+    ASSERT_TRUE(ggml_order::gemm_has(type));
+    const bool k_quant = type == GgmlType::Q4_K || type == GgmlType::Q6_K;
+    const GgmlType act = vec_dot_type(type);
+    int seed = 0;
+    for (int n : {256, 768}) {
+      for (int rows : {1, 3, 8, 13}) {
+        for (int toks : {1, 2, 5, 70}) {
+          if (toks == 70 && rows == 13 && n == 768) continue;  // keep it fast
+          std::mt19937 rng(100 * static_cast<int>(type) + seed++);
+          const size_t w_row = row_size(type, n), w_stride = w_row + 6;
+          std::vector<uint8_t> w(w_stride * rows);
+          for (int r = 0; r < rows; ++r) {
+            std::vector<uint8_t> one;
+            if (type == GgmlType::F16) {
+              std::normal_distribution<float> nd;
+              std::vector<float> f(n);
+              for (auto& v : f) v = nd(rng);
+              one.resize(w_row);
+              quantize_row(type, f.data(), one.data(), n);
+            } else {
+              one = random_weights(type, n, rng);
+            }
+            std::memcpy(&w[w_stride * r], one.data(), w_row);
+          }
+          // Activations: F16-rounded floats for F16; quantized rows, and for
+          // the K-quants and Q4_0 every other case raw bytes.
+          const size_t a_row = type == GgmlType::F16 ? sizeof(float) * n : row_size(act, n);
+          std::vector<uint8_t> a(a_row * toks);
+          for (int t = 0; t < toks; ++t) {
+            std::vector<uint8_t> one;
+            if (type == GgmlType::F16) {
+              std::normal_distribution<float> nd;
+              std::vector<float> f(n);
+              for (auto& v : f) v = fp16_to_fp32(fp32_to_fp16(nd(rng)));
+              one.resize(a_row);
+              std::memcpy(one.data(), f.data(), a_row);
+            } else {
+              const bool raw = (k_quant || type == GgmlType::Q4_0) && (seed + t) % 2 == 0;
+              one = random_activations(act, n, rng, raw);
+            }
+            std::memcpy(&a[a_row * t], one.data(), a_row);
+          }
+          const size_t ldy = rows + 3;
+          const auto run = [&](void (*fn)(GgmlType, const ggml_order::GemmArgs&)) {
+            std::vector<float> y(ldy * toks, -7.0f);
+            ggml_order::GemmArgs g;
+            g.n = n;
+            g.w = w.data();
+            g.w_stride = w_stride;
+            g.n_rows = rows;
+            g.a = a.data();
+            g.a_stride = a_row;
+            g.n_tok = toks;
+            g.y = y.data();
+            g.ldy = ldy;
+            fn(type, g);
+            return y;
+          };
+          const std::vector<float> ref = run(ggml_order::gemm_portable);
+          // Spot check against the per-element kernel and the plain dot.
+          const float first = ref[0];
+          if (type == GgmlType::Q4_0) {
+            EXPECT_EQ(bits(first), bits(ggml_order::dot_q4_0_portable(n, w.data(), a.data())));
+          }
+          if (type == GgmlType::Q8_0) {
+            EXPECT_EQ(bits(first), bits(ggml_order::dot_q8_0_portable(n, w.data(), a.data())));
+          }
+          if (type != GgmlType::F16 && (type != GgmlType::Q4_0 || seed % 2 == 1)) {
+            const float plain = vec_dot(type, n, w.data(), a.data());
+            EXPECT_NEAR(first, plain, 1e-3f * (1.0f + std::fabs(plain))) << type_name(type);
+          }
+          for (int t = 0; t < toks; ++t)
+            for (size_t r = rows; r < ldy; ++r) ASSERT_EQ(ref[t * ldy + r], -7.0f);
+          std::vector<std::pair<const char*, void (*)(GgmlType, const ggml_order::GemmArgs&)>> paths = {
+              {"dispatched", ggml_order::gemm}};
+          if (ggml_order::have_avx2()) paths.push_back({"avx2", ggml_order::gemm_avx2});
+          if (ggml_order::have_avx512()) paths.push_back({"avx512", ggml_order::gemm_avx512});
+          for (const auto& [name, fn] : paths) {
+            const std::vector<float> y = run(fn);
+            for (size_t i = 0; i < y.size(); ++i)
+              ASSERT_EQ(bits(y[i]), bits(ref[i])) << name << " " << type_name(type) << " n " << n << " rows " << rows
+                                                  << " tokens " << toks << " at row " << i % ldy << " token "
+                                                  << i / ldy << ": " << y[i] << " vs " << ref[i];
+            ++paths_checked;
+          }
+        }
+      }
+    }
+  }
+  // 6 types x 31 shapes, each on the dispatched path and every SIMD path.
+  const int per_path = 6 * 31;
+  EXPECT_EQ(paths_checked, per_path * (1 + ggml_order::have_avx2() + ggml_order::have_avx512()));
+}
+
+TEST(Ops, GemmRejectsTypesWithoutKernel) {
+  ASSERT_FALSE(ggml_order::gemm_has(GgmlType::Q5_1));
+  std::vector<uint8_t> w(row_size(GgmlType::Q5_1, 32)), a(row_size(GgmlType::Q8_1, 32));
+  float y = 0;
+  ggml_order::GemmArgs g;
+  g.n = 32;
+  g.w = w.data();
+  g.w_stride = w.size();
+  g.n_rows = 1;
+  g.a = a.data();
+  g.a_stride = a.size();
+  g.n_tok = 1;
+  g.y = &y;
+  g.ldy = 1;
+  try {
+    ggml_order::gemm(GgmlType::Q5_1, g);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("q5_1"), std::string::npos) << e.what();
   }
 }
 

@@ -2,8 +2,10 @@
 
 #include <cmath>
 #include <cstring>
+#include <string>
 
 #include "engine/common/cpu.h"
+#include "engine/common/error.h"
 #include "engine/quant/quant.h"
 
 namespace hai::model::ggml_order {
@@ -42,6 +44,11 @@ float v_expf(float x) {
   return std::ldexp(j, static_cast<int>(n));
 }
 
+void v_expf_n(const float* x, float* out, int64_t n) {
+  if (have_avx512()) return v_expf_n_avx512(x, out, n);
+  for (int64_t i = 0; i < n; ++i) out[i] = v_expf(x[i]);
+}
+
 float reduce16(const float* a) {
   float t[8], u[4];
   for (int i = 0; i < 8; ++i) t[i] = a[i + 8] + a[i];
@@ -52,6 +59,10 @@ float reduce16(const float* a) {
 
 float dot_f16_f32(int64_t k, const uint16_t* w, const float* x) {
   if (have_avx512()) return dot_f16_f32_avx512(k, w, x);
+  return dot_f16_f32_portable(k, w, x);
+}
+
+float dot_f16_f32_portable(int64_t k, const uint16_t* w, const float* x) {
   float acc[16] = {0};
   for (int64_t i = 0; i < k; i += 16)
     for (int l = 0; l < 16; ++l) acc[l] = std::fma(fp16_to_fp32(w[i + l]), x[i + l], acc[l]);
@@ -60,6 +71,10 @@ float dot_f16_f32(int64_t k, const uint16_t* w, const float* x) {
 
 float dot_q8_0(int64_t n, const void* w, const void* a) {
   if (have_avx512()) return dot_q8_0_avx512(n, w, a);
+  return dot_q8_0_portable(n, w, a);
+}
+
+float dot_q8_0_portable(int64_t n, const void* w, const void* a) {
   const uint8_t* x = static_cast<const uint8_t*>(w);
   const uint8_t* y = static_cast<const uint8_t*>(a);
   float acc[8] = {0};
@@ -251,6 +266,70 @@ float dot_k_row_portable(const KRow& row, int64_t n, const void* a) {
 }
 
 }  // namespace
+
+bool gemm_has(GgmlType type) {
+  switch (type) {
+    case GgmlType::F16:
+    case GgmlType::Q8_0:
+    case GgmlType::Q4_0:
+    case GgmlType::Q5_0:
+    case GgmlType::Q4_K:
+    case GgmlType::Q6_K: return true;
+    default: return false;
+  }
+}
+
+void gemm(GgmlType type, const GemmArgs& g) {
+  if (have_avx512()) return gemm_avx512(type, g);
+  if (have_avx2()) return gemm_avx2(type, g);
+  gemm_portable(type, g);
+}
+
+namespace {
+
+// One output at a time: each weight row once, with every token.
+void gemm_elementwise(GgmlType type, const GemmArgs& g, bool avx2) {
+  const uint8_t* w = static_cast<const uint8_t*>(g.w);
+  const uint8_t* a = static_cast<const uint8_t*>(g.a);
+  KRow krow;
+  for (int64_t r = 0; r < g.n_rows; ++r) {
+    const uint8_t* w_row = w + g.w_stride * r;
+    const bool k_quant = type == GgmlType::Q4_K || type == GgmlType::Q6_K;
+    if (k_quant) {
+      if (avx2) {
+        krow.raw = w_row;
+        krow.type = type;
+      } else {
+        krow.raw = nullptr;
+        unpack_k_row_portable(type, g.n, w_row, krow);
+      }
+    }
+    for (int64_t t = 0; t < g.n_tok; ++t) {
+      const uint8_t* a_row = a + g.a_stride * t;
+      float v;
+      switch (type) {
+        case GgmlType::F16:
+          v = dot_f16_f32_portable(g.n, reinterpret_cast<const uint16_t*>(w_row), reinterpret_cast<const float*>(a_row));
+          break;
+        case GgmlType::Q8_0: v = dot_q8_0_portable(g.n, w_row, a_row); break;
+        case GgmlType::Q4_0: v = avx2 ? dot_q4_0_avx2(g.n, w_row, a_row) : dot_q4_0_portable(g.n, w_row, a_row); break;
+        case GgmlType::Q5_0: v = vec_dot(type, g.n, w_row, a_row); break;  // hai::vec_dot is in ggml's order
+        case GgmlType::Q4_K:
+        case GgmlType::Q6_K: v = dot_k_row(krow, g.n, a_row); break;
+        default: throw Error("no ggml-order matrix product for type " + std::string(type_name(type)));
+      }
+      g.y[t * g.ldy + r] = v;
+    }
+  }
+}
+
+}  // namespace
+
+void gemm_portable(GgmlType type, const GemmArgs& g) { gemm_elementwise(type, g, false); }
+void gemm_avx2(GgmlType type, const GemmArgs& g) {
+  if (type == GgmlType::F16 || type == GgmlType::Q8_0) return gemm_avx2_tiled(type, g);
+  gemm_elementwise(type, g, true);
+}
 
 float dot_f16(int64_t n, const uint16_t* x, const uint16_t* y) {
   const int64_t np = n & ~int64_t(63);

@@ -20,6 +20,11 @@ namespace hai::model::ggml_order {
 // evaluated one value at a time with the same operations.
 float v_expf(float x);
 
+// out[i] = v_expf(x[i]) for i < n (x == out allowed), 16 at a time with
+// AVX-512 where the CPU has it; the same bits either way.
+void v_expf_n(const float* x, float* out, int64_t n);
+void v_expf_n_avx512(const float* x, float* out, int64_t n);  // call only when have_avx512()
+
 // Sum of 16 lanes in the order of _mm512_reduce_add_ps.
 float reduce16(const float* lanes);
 
@@ -65,6 +70,48 @@ float dot_q4_0_portable(int64_t n, const void* w, const void* a);
 // F16 x F16 as ggml_vec_dot_f16 on AVX-512: 4 accumulators of 16 lanes over
 // the largest multiple of 64, reduced, the rest added in double.
 float dot_f16(int64_t n, const uint16_t* x, const uint16_t* y);
+
+// Tiled matrix products: for r < n_rows, t < n_tok
+//   y[t * ldy + r] = dot(weight row r, activation row t)
+// with each result bit-identical to the per-element kernel of the type above
+// (dot_f16_f32, dot_q8_0, dot_q4_0, dot_k_row). Weight rows are w_stride
+// bytes apart, activation rows a_stride bytes apart. Activations: for F16
+// weights floats already rounded to F16 (n a multiple of 16), else rows of
+// vec_dot_type(type) (n a multiple of the type's block size).
+//
+// The SIMD versions compute tiles of a few rows x a few tokens, each weight
+// block loaded and unpacked once per tile, and walk the tokens in blocks
+// that stay in cache; the portable one computes one output at a time.
+struct GemmArgs {
+  int64_t n = 0;  // values per row
+  const void* w = nullptr;
+  size_t w_stride = 0;
+  int64_t n_rows = 0;
+  const void* a = nullptr;
+  size_t a_stride = 0;
+  int64_t n_tok = 0;
+  float* y = nullptr;
+  size_t ldy = 0;
+};
+// The types gemm() takes: F16, Q8_0, Q4_0, Q4_K, Q6_K, and Q5_0 (whose
+// per-element kernel is hai::vec_dot, already in ggml's x86 order; its tiles
+// match that kernel on the AVX-512 path).
+bool gemm_has(GgmlType type);
+// The best path for this CPU (honours HAI_CPU, as have_avx2/have_avx512).
+void gemm(GgmlType type, const GemmArgs& g);
+// One output at a time with the portable kernels, whatever the CPU.
+void gemm_portable(GgmlType type, const GemmArgs& g);
+// AVX2 (call only when have_avx2()): F16 and Q8_0 in tiles of 2 rows x up to
+// 3 tokens (gemm_avx2_tiled, ggml_order_gemm_avx2.cpp), the others one output
+// at a time with the AVX2 per-element kernels.
+void gemm_avx2(GgmlType type, const GemmArgs& g);
+void gemm_avx2_tiled(GgmlType type, const GemmArgs& g);  // F16 or Q8_0
+// Tiled, AVX-512 + VNNI (ggml_order_gemm_avx512.cpp); call only when have_avx512().
+void gemm_avx512(GgmlType type, const GemmArgs& g);
+
+// The portable F16 and Q8_0 kernels, whatever the CPU (for tests).
+float dot_f16_f32_portable(int64_t k, const uint16_t* w, const float* x);
+float dot_q8_0_portable(int64_t n, const void* w, const void* a);
 
 // The AVX-512 versions (ggml_order_avx512.cpp); call only when the CPU has it.
 float dot_f16_f32_avx512(int64_t k, const uint16_t* w, const float* x);

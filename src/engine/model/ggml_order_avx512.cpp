@@ -5,6 +5,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "engine/model/ggml_order.h"
@@ -20,6 +21,34 @@ float dot_f16_f32_avx512(int64_t k, const uint16_t* w, const float* x) {
   float lanes[16];
   _mm512_storeu_ps(lanes, acc);
   return reduce16(lanes);
+}
+
+// ggml_v_expf, 16 lanes: the operations of v_expf (ggml_order.cpp) with
+// scalef for the ldexp (both exact scalings of j, rounded once).
+void v_expf_n_avx512(const float* x, float* out, int64_t n) {
+  const __m512 shift = _mm512_set1_ps(0x1.8p23f);
+  int64_t i = 0;
+  for (; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
+    const __m512 xv = _mm512_maskz_loadu_ps(m, x + i);
+    const __m512 z = _mm512_fmadd_ps(xv, _mm512_set1_ps(0x1.715476p+0f), shift);
+    const __m512 nv = _mm512_sub_ps(z, shift);
+    const __m512 b = _mm512_fnmadd_ps(nv, _mm512_set1_ps(0x1.7f7d1cp-20f),
+                                      _mm512_fnmadd_ps(nv, _mm512_set1_ps(0x1.62e4p-1f), xv));
+    const __m512 u = _mm512_mul_ps(b, b);
+    const __m512 j = _mm512_fmadd_ps(
+        _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_set1_ps(0x1.0e4020p-7f), b, _mm512_set1_ps(0x1.573e2ep-5f)), u,
+                        _mm512_fmadd_ps(_mm512_set1_ps(0x1.555e66p-3f), b, _mm512_set1_ps(0x1.fffdb6p-2f))),
+        u, _mm512_fmadd_ps(_mm512_set1_ps(0x1.ffffecp-1f), b, _mm512_set1_ps(1.0f)));
+    __m512 res = _mm512_scalef_ps(j, nv);
+    const __mmask16 big = _mm512_cmp_ps_mask(_mm512_abs_ps(nv), _mm512_set1_ps(192.0f), _CMP_GT_OQ);
+    if (big) {
+      const __mmask16 neg = _mm512_cmp_ps_mask(nv, _mm512_setzero_ps(), _CMP_LE_OQ);
+      const __m512 alt = _mm512_mask_blend_ps(neg, _mm512_set1_ps(INFINITY), _mm512_setzero_ps());
+      res = _mm512_mask_blend_ps(big, res, alt);
+    }
+    _mm512_mask_storeu_ps(out + i, m, res);
+  }
 }
 
 float dot_q8_0_avx512(int64_t n, const void* w, const void* a) {

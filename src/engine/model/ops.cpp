@@ -31,74 +31,63 @@ void quantize_activations(GgmlType type, const float* x, void* dst, int64_t n) {
   quantize_activation_row(type, x, dst, n);
 }
 
-namespace {
-
-using DotFn = float (*)(int64_t, const void*, const void*);
-
-// The kernels that reproduce the reference's accumulation order; null for a
-// type where hai::vec_dot is used.
-DotFn ggml_order_dot(GgmlType type) {
-  switch (type) {
-    case GgmlType::Q8_0: return ggml_order::dot_q8_0;
-    case GgmlType::Q4_0: return ggml_order::dot_q4_0;
-    default: return nullptr;
-  }
-}
-
-}  // namespace
-
 void matmul(const Weight& W, const float* x, int64_t n_tokens, float* y, const float* bias,
             std::vector<uint8_t>& scratch, const ParallelFor& pfor) {
   const int64_t n_in = W.n_cols, n_out = W.n_rows;
-  const float* out_bias = bias;
-  // F16 weights: activations rounded to F16, products summed in 16 lanes
-  // as llamafile's tinyBLAS does (the reference's path for these).
-  if (W.type == GgmlType::F16 && n_in % 16 == 0) {
-    if (scratch.size() < sizeof(float) * n_tokens * n_in) scratch.resize(sizeof(float) * n_tokens * n_in);
-    float* xr = reinterpret_cast<float*>(scratch.data());
-    for (int64_t j = 0; j < n_tokens * n_in; ++j) xr[j] = fp16_to_fp32(fp32_to_fp16(x[j]));
-    pfor(n_out, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
-        const uint16_t* w_row = static_cast<const uint16_t*>(W.row(r));
-        for (int64_t t = 0; t < n_tokens; ++t) {
-          const float v = ggml_order::dot_f16_f32(n_in, w_row, xr + t * n_in);
-          y[t * n_out + r] = out_bias ? v + out_bias[r] : v;
-        }
-      }
-    });
-    return;
-  }
-  const GgmlType act_type = vec_dot_type(W.type);
-  const size_t act_row_bytes = row_size(act_type, n_in);
-  // x[t] -> activation rows of act_type.
+  // F16 weights: activations rounded to F16, products summed in 16 lanes as
+  // llamafile's tinyBLAS does (the reference's path for these); other types:
+  // x[t] -> activation rows of vec_dot_type.
+  const bool f16 = W.type == GgmlType::F16 && n_in % 16 == 0;
+  const GgmlType act_type = f16 ? GgmlType::F32 : vec_dot_type(W.type);
+  const size_t act_row_bytes = f16 ? sizeof(float) * n_in : row_size(act_type, n_in);
   if (scratch.size() < act_row_bytes * static_cast<size_t>(n_tokens)) scratch.resize(act_row_bytes * n_tokens);
   uint8_t* xq = scratch.data();
   pfor(n_tokens, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) quantize_activations(act_type, x + t * n_in, xq + t * act_row_bytes, n_in);
-  });
-  // The reference's accumulation order where we reproduce it, else hai::vec_dot.
-  const DotFn exact = ggml_order_dot(W.type);
-  // y[t][r]: each thread takes a range of weight rows and walks all tokens,
-  // so a weight row is read from memory once per call.
-  const bool k_row = W.type == GgmlType::Q4_K || W.type == GgmlType::Q6_K;
-  pfor(n_out, [&](int64_t r0, int64_t r1) {
-    ggml_order::KRow unpacked;
-    for (int64_t r = r0; r < r1; ++r) {
-      const void* w_row = W.row(r);
-      if (k_row) {
-        ggml_order::unpack_k_row(W.type, n_in, w_row, unpacked);
-        for (int64_t t = 0; t < n_tokens; ++t) {
-          const float v = ggml_order::dot_k_row(unpacked, n_in, xq + t * act_row_bytes);
-          y[t * n_out + r] = out_bias ? v + out_bias[r] : v;
-        }
-        continue;
-      }
-      for (int64_t t = 0; t < n_tokens; ++t) {
-        const void* a_row = xq + t * act_row_bytes;
-        const float v = exact ? exact(n_in, w_row, a_row) : vec_dot(W.type, n_in, w_row, a_row);
-        y[t * n_out + r] = out_bias ? v + out_bias[r] : v;
+    for (int64_t t = t0; t < t1; ++t) {
+      if (f16) {
+        float* xr = reinterpret_cast<float*>(xq + t * act_row_bytes);
+        for (int64_t j = 0; j < n_in; ++j) xr[j] = fp16_to_fp32(fp32_to_fp16(x[t * n_in + j]));
+      } else {
+        quantize_activations(act_type, x + t * n_in, xq + t * act_row_bytes, n_in);
       }
     }
+  });
+  const auto add_bias = [&](int64_t r0, int64_t r1) {
+    if (!bias) return;
+    for (int64_t t = 0; t < n_tokens; ++t)
+      for (int64_t r = r0; r < r1; ++r) y[t * n_out + r] += bias[r];  // the same rounding as v + bias
+  };
+  if (f16 || (W.type != GgmlType::F16 && ggml_order::gemm_has(W.type))) {
+    // The reference's accumulation order, in tiles of rows x tokens. The
+    // threads split the rows in groups of 8 (a multiple of every tile's
+    // height), and each walks all tokens, so a weight row is read from
+    // memory once per call (per block of tokens in prefill, from cache).
+    constexpr int64_t kGroup = 8;
+    pfor((n_out + kGroup - 1) / kGroup, [&](int64_t g0, int64_t g1) {
+      const int64_t r0 = g0 * kGroup, r1 = std::min(n_out, g1 * kGroup);
+      ggml_order::GemmArgs g;
+      g.n = n_in;
+      g.w = W.row(r0);
+      g.w_stride = W.row_bytes;
+      g.n_rows = r1 - r0;
+      g.a = xq;
+      g.a_stride = act_row_bytes;
+      g.n_tok = n_tokens;
+      g.y = y + r0;
+      g.ldy = static_cast<size_t>(n_out);
+      ggml_order::gemm(W.type, g);
+      add_bias(r0, r1);
+    });
+    return;
+  }
+  // Other types: hai::vec_dot, one output at a time, each weight row once
+  // for all tokens.
+  pfor(n_out, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const void* w_row = W.row(r);
+      for (int64_t t = 0; t < n_tokens; ++t) y[t * n_out + r] = vec_dot(W.type, n_in, w_row, xq + t * act_row_bytes);
+    }
+    add_bias(r0, r1);
   });
 }
 
@@ -175,13 +164,12 @@ void softmax_scaled(float* x, int64_t n, float scale) {
   }
   // exp by ggml's vector expf; the sum of each group of 16 in float (as one
   // SIMD register is reduced), the groups summed in double.
+  for (int64_t i = 0; i < n; ++i) x[i] = x[i] - max;
+  ggml_order::v_expf_n(x, x, n);
   double sum = 0.0;
   for (int64_t i0 = 0; i0 < n; i0 += 16) {
     float lanes[16] = {0};
-    for (int64_t l = 0; l < 16 && i0 + l < n; ++l) {
-      x[i0 + l] = ggml_order::v_expf(x[i0 + l] - max);
-      lanes[l] = x[i0 + l];
-    }
+    for (int64_t l = 0; l < 16 && i0 + l < n; ++l) lanes[l] = x[i0 + l];
     sum += static_cast<double>(ggml_order::reduce16(lanes));
   }
   const float inv = static_cast<float>(1.0 / sum);
@@ -189,11 +177,20 @@ void softmax_scaled(float* x, int64_t n, float scale) {
 }
 
 void swiglu(float* x, const float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    // ggml's SIMD silu on groups of 16, the C library's expf for the rest.
-    const bool simd = i < (n & ~int64_t(15));
-    const float e = simd ? ggml_order::v_expf(0.0f - x[i]) : expf(-x[i]);
-    const float silu = x[i] / (1.0f + e);
+  // ggml's SIMD silu on groups of 16, the C library's expf for the rest.
+  const int64_t n_simd = n & ~int64_t(15);
+  float e[256];
+  for (int64_t i0 = 0; i0 < n_simd; i0 += 256) {
+    const int64_t m = std::min<int64_t>(256, n_simd - i0);
+    for (int64_t k = 0; k < m; ++k) e[k] = 0.0f - x[i0 + k];
+    ggml_order::v_expf_n(e, e, m);
+    for (int64_t k = 0; k < m; ++k) {
+      const float silu = x[i0 + k] / (1.0f + e[k]);  // silu(x) = x / (1 + exp(-x))
+      x[i0 + k] = silu * y[i0 + k];
+    }
+  }
+  for (int64_t i = n_simd; i < n; ++i) {
+    const float silu = x[i] / (1.0f + expf(-x[i]));
     x[i] = silu * y[i];
   }
 }

@@ -28,7 +28,9 @@ void rmsnorm(float* out, const float* x, const float* w, int64_t n, float eps);
 // vec_dot_type(W.type) as the reference's CPU path converts it (Q8_0 / Q8_K
 // blocks; F16 for F16 weights) and the products are summed in the
 // reference's order (ggml_order.h) for F16, Q8_0, Q4_0, Q4_K and Q6_K, with
-// hai::vec_dot for the other types. `bias`, if given, is added.
+// hai::vec_dot for the other types. Those five are computed in tiles of
+// rows x tokens (ggml_order::gemm), each output bit-identical to computing
+// it alone; the threads split the rows. `bias`, if given, is added.
 // `scratch` is reused between calls to hold the converted activations.
 void matmul(const Weight& W, const float* x, int64_t n_tokens, float* y, const float* bias,
             std::vector<uint8_t>& scratch, const ParallelFor& pfor);
