@@ -178,8 +178,8 @@ void Context::forward(int64_t n, Output what, float* out) {
   v_.resize(n * hp.n_embd_v());
   att_.resize(n * hp.n_embd_att());
   proj_.resize(n * D);
-  gate_.resize(n * hp.n_ff);
-  up_.resize(n * hp.n_ff);
+  gate_.resize(std::min(n, kFfnChunk) * hp.n_ff);
+  up_.resize(std::min(n, kFfnChunk) * hp.n_ff);
   rope_.resize(n * hp.n_rot);
 
   // x[n][D] = token embeddings; rope angles per position.
@@ -213,10 +213,15 @@ void Context::forward(int64_t n, Output what, float* out) {
 
     // Feed-forward block (SwiGLU).
     for (int64_t i = 0; i < n; ++i) rmsnorm(&xb_[i * D], &x_[i * D], L.ffn_norm.f32(), D, hp.rms_eps);
-    matmul(L.ffn_gate, xb_.data(), n, gate_.data(), nullptr, act_, pfor_);
-    matmul(L.ffn_up, xb_.data(), n, up_.data(), nullptr, act_, pfor_);
-    swiglu_rows(n);
-    matmul(L.ffn_down, gate_.data(), n, proj_.data(), nullptr, act_, pfor_);
+    // In chunks of kFfnChunk tokens, so that the n_ff-wide activations stay
+    // small (the matmuls walk tokens in smaller blocks anyway).
+    for (int64_t c0 = 0; c0 < n; c0 += kFfnChunk) {
+      const int64_t m = std::min(kFfnChunk, n - c0);
+      matmul(L.ffn_gate, &xb_[c0 * D], m, gate_.data(), nullptr, act_, pfor_);
+      matmul(L.ffn_up, &xb_[c0 * D], m, up_.data(), nullptr, act_, pfor_);
+      swiglu_rows(m);
+      matmul(L.ffn_down, gate_.data(), m, &proj_[c0 * D], nullptr, act_, pfor_);
+    }
     for (int64_t j = 0; j < n * D; ++j) x_[j] += proj_[j];
   }
   for (int64_t i = 0; i < n; ++i) len_[seq_[i]] = std::max(len_[seq_[i]], pos_[i] + 1);

@@ -21,8 +21,10 @@
 // in a batch gets bit for bit the logits it gets alone (given a matmul whose
 // rows are independent, which ops.h's is).
 //
-// A batch is processed in micro-batches of kMicroBatch tokens (as the
-// reference engine does); a single token is the same forward with n = 1.
+// A batch is processed in micro-batches of kMicroBatch tokens (the
+// reference engine uses 512; 256 is as fast here and keeps the activation
+// buffers, and so the peak memory, smaller; the results do not depend on
+// it); a single token is the same forward with n = 1.
 // The single-sequence calls (eval, eval_hidden, n_past, clear) work on
 // sequence 0.
 #pragma once
@@ -49,7 +51,9 @@ struct BatchToken {
 
 class Context {
  public:
-  static constexpr int64_t kMicroBatch = 512;
+  static constexpr int64_t kMicroBatch = 256;
+  // Tokens whose feed-forward activations ([kFfnChunk][n_ff]) are held at once.
+  static constexpr int64_t kFfnChunk = 128;
 
   // n_ctx: positions the cache holds for each sequence (> 0). n_threads >= 1.
   // n_seq: independent sequences (>= 1). kv_type: how the cache stores keys
@@ -137,8 +141,8 @@ class Context {
   std::vector<float> v_;       // [n][n_head_kv * head_dim_v]
   std::vector<float> att_;     // attention output [n][n_head * head_dim_v]
   std::vector<float> proj_;    // output of a projection back to [n][n_embd]
-  std::vector<float> gate_;    // [n][n_ff]
-  std::vector<float> up_;      // [n][n_ff]
+  std::vector<float> gate_;    // [min(n, kFfnChunk)][n_ff]
+  std::vector<float> up_;      // [min(n, kFfnChunk)][n_ff]
   std::vector<float> rope_;    // cos/sin per token [n][n_rot]
   std::vector<uint8_t> act_;   // activations converted for a matmul
 };
