@@ -51,6 +51,7 @@ struct BenchOptions {
   int reps = 5;
   bool json = false;
   bool bandwidth = false;
+  std::string cache_type = "f16";
 };
 
 // Mean and sample standard deviation of per-repetition speeds.
@@ -100,8 +101,9 @@ std::vector<int32_t> random_tokens(int n, int64_t n_vocab, uint32_t seed) {
 }
 
 // Seconds to evaluate `tokens` as one batch in a fresh context.
-double time_prefill(const hai::model::Model& m, const std::vector<int32_t>& tokens, int threads) {
-  hai::model::Context ctx(m, int64_t(tokens.size()) + 1, threads);
+double time_prefill(const hai::model::Model& m, const std::vector<int32_t>& tokens, int threads,
+                    hai::model::KvType kv) {
+  hai::model::Context ctx(m, int64_t(tokens.size()) + 1, threads, 1, kv);
   std::vector<float> logits;
   double t0 = now_s();
   ctx.eval(tokens, false, logits);
@@ -109,8 +111,9 @@ double time_prefill(const hai::model::Model& m, const std::vector<int32_t>& toke
 }
 
 // Seconds to decode `tokens` one by one in a fresh context.
-double time_decode(const hai::model::Model& m, const std::vector<int32_t>& tokens, int threads) {
-  hai::model::Context ctx(m, int64_t(tokens.size()) + 1, threads);
+double time_decode(const hai::model::Model& m, const std::vector<int32_t>& tokens, int threads,
+                   hai::model::KvType kv) {
+  hai::model::Context ctx(m, int64_t(tokens.size()) + 1, threads, 1, kv);
   std::vector<float> logits;
   double t0 = now_s();
   for (int32_t t : tokens) ctx.eval({t}, false, logits);
@@ -129,8 +132,11 @@ size_t decode_bytes_per_token(const hai::model::Model& m) {
 }
 
 // Bytes of the KV cache of a context of n_ctx positions (F16 keys and values).
-double kv_cache_mib(const hai::model::Hparams& hp, int64_t n_ctx) {
-  return double(hp.n_layer) * double(n_ctx) * double(hp.n_embd_k() + hp.n_embd_v()) * 2.0 / kMiB;
+// The cache of n_ctx positions: 2 bytes a value in F16, 34 bytes per 32
+// values in Q8_0.
+double kv_cache_mib(const hai::model::Hparams& hp, int64_t n_ctx, hai::model::KvType kv) {
+  const double bytes_per_value = kv == hai::model::KvType::kQ8_0 ? 34.0 / 32.0 : 2.0;
+  return double(hp.n_layer) * double(n_ctx) * double(hp.n_embd_k() + hp.n_embd_v()) * bytes_per_value / kMiB;
 }
 
 void print_bandwidth_only(int threads, double bw, bool json) {
@@ -152,6 +158,12 @@ void run_bench(const BenchOptions& o) {
   if (o.model.empty() && !o.bandwidth) throw hai::Error("bench: give a model with -m, or --bandwidth");
   if (!o.model.empty() && o.pp == 0 && o.tg == 0) throw hai::Error("bench: -p and -n are both 0: nothing to measure");
   const int threads = o.threads > 0 ? o.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  hai::model::KvType kv;
+  try {
+    kv = hai::model::kv_type_from_string(o.cache_type);
+  } catch (const hai::Error& e) {
+    throw hai::Error(std::string("bench: --cache-type: ") + e.what());
+  }
 
   if (o.model.empty()) {
     print_bandwidth_only(threads, hai::measure_read_bandwidth(threads).gb_per_s, o.json);
@@ -171,21 +183,21 @@ void run_bench(const BenchOptions& o) {
   Speed pp, tg;
   if (o.pp > 0) {
     auto toks = random_tokens(o.pp, hp.n_vocab, 1);
-    time_prefill(*model, toks, threads);  // warm-up: pages in the weights
+    time_prefill(*model, toks, threads, kv);  // warm-up: pages in the weights
     std::vector<double> tps;
-    for (int r = 0; r < o.reps; ++r) tps.push_back(o.pp / time_prefill(*model, toks, threads));
+    for (int r = 0; r < o.reps; ++r) tps.push_back(o.pp / time_prefill(*model, toks, threads, kv));
     pp = summarize(tps);
   }
   if (o.tg > 0) {
     auto toks = random_tokens(o.tg, hp.n_vocab, 2);
-    time_decode(*model, std::vector<int32_t>(toks.begin(), toks.begin() + std::min(o.tg, 8)), threads);
+    time_decode(*model, std::vector<int32_t>(toks.begin(), toks.begin() + std::min(o.tg, 8)), threads, kv);
     std::vector<double> tps;
-    for (int r = 0; r < o.reps; ++r) tps.push_back(o.tg / time_decode(*model, toks, threads));
+    for (int r = 0; r < o.reps; ++r) tps.push_back(o.tg / time_decode(*model, toks, threads, kv));
     tg = summarize(tps);
   }
   const double decode_gbps = double(decode_bytes_per_token(*model)) * tg.mean / 1e9;
   const double rss = peak_rss_mib();  // before the bandwidth buffer exists
-  const double kv_mib = kv_cache_mib(hp, int64_t(std::max(o.pp, o.tg)) + 1);
+  const double kv_mib = kv_cache_mib(hp, int64_t(std::max(o.pp, o.tg)) + 1, kv);
   const double bw = o.bandwidth ? hai::measure_read_bandwidth(threads).gb_per_s : 0.0;
 
   nlohmann::json out;
@@ -206,6 +218,7 @@ void run_bench(const BenchOptions& o) {
   out["model_mb"] = double(model_bytes) / kMiB;
   out["file_mb"] = file_mib(o.model);
   out["kv_cache_mb"] = kv_mib;
+  out["cache_type"] = hai::model::to_string(kv);
   out["decode_gbps"] = decode_gbps;
   if (o.bandwidth) {
     out["bandwidth_gbps"] = bw;
@@ -241,6 +254,7 @@ hai::cli::Register reg([](CLI::App& app) {
   sub->add_option("-p,--n-prompt", o->pp, "prompt tokens evaluated in one batch (0: skip)")->capture_default_str();
   sub->add_option("-n,--n-gen", o->tg, "tokens generated one at a time (0: skip)")->capture_default_str();
   sub->add_option("-t,--threads", o->threads, "threads (default: all cores)");
+  sub->add_option("--cache-type", o->cache_type, "KV cache storage: f16 or q8_0")->capture_default_str();
   sub->add_option("-r,--repetitions", o->reps, "repetitions of each test (after one warm-up)")->capture_default_str();
   sub->add_flag("--json", o->json, "print one JSON object");
   sub->add_flag("--bandwidth", o->bandwidth,

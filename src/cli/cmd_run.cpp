@@ -40,6 +40,7 @@ struct RunArgs {
   int64_t ctx = 0;
   std::string grammar_file;
   std::string json_schema_file;
+  std::string cache_type = "f16";
 };
 
 std::string read_text_file(const std::string& path, const char* what) {
@@ -144,7 +145,13 @@ void run_generate(const RunArgs& a) {
     throw Error("the prompt has " + std::to_string(prompt.size()) + " tokens, more than the context of " +
                 std::to_string(n_ctx) + " tokens (-c)");
   const int threads = a.threads > 0 ? a.threads : std::max(1u, std::thread::hardware_concurrency());
-  model::Context ctx(*model, n_ctx, threads);
+  model::KvType kv;
+  try {
+    kv = model::kv_type_from_string(a.cache_type);
+  } catch (const Error& e) {
+    throw Error(std::string("--cache-type: ") + e.what());
+  }
+  model::Context ctx(*model, n_ctx, threads, 1, kv);
   model::Sampler sampler(sp);
   for (int32_t t : prompt) sampler.accept(t);
   std::unique_ptr<grammar::Matcher> matcher;
@@ -223,6 +230,8 @@ Register reg([](CLI::App& app) {
       ->each([a](const std::string&) { a->seed_given = true; });
   sub->add_option("-t,--threads", a->threads, "threads (default: all cores)");
   sub->add_option("-c,--ctx-size", a->ctx, "context size (default: the model's, at most 4096)");
+  sub->add_option("--cache-type", a->cache_type, "KV cache storage: f16 (as llama.cpp) or q8_0 (half the memory)")
+      ->capture_default_str();
   sub->add_option("--grammar", a->grammar_file, "constrain the output to a GBNF grammar (file)");
   sub->add_option("--json-schema", a->json_schema_file, "constrain the output to JSON valid under a schema (file)");
   sub->callback([a] { run_generate(*a); });

@@ -45,6 +45,20 @@ TEST(CliBench, JsonHasTheContractKeys) {
   EXPECT_FALSE(j.contains("bandwidth_gbps"));  // only with --bandwidth
 }
 
+TEST(CliBench, Q8_0CacheIsSmallerAndNamed) {
+  auto f16 = run_hai("bench -m " + kModel + " -p 8 -n 4 -r 1 -t 1 --json");
+  auto q8 = run_hai("bench -m " + kModel + " -p 8 -n 4 -r 1 -t 1 --json --cache-type q8_0");
+  ASSERT_EQ(f16.exit_code, 0) << f16.err;
+  ASSERT_EQ(q8.exit_code, 0) << q8.err;
+  auto a = parse_json(f16.out), b = parse_json(q8.out);
+  EXPECT_EQ(a["cache_type"], "f16");
+  EXPECT_EQ(b["cache_type"], "q8_0");
+  EXPECT_NEAR(b["kv_cache_mb"].get<double>(), a["kv_cache_mb"].get<double>() * 34.0 / 64.0, 1e-9);
+  auto bad = run_hai("bench -m " + kModel + " -p 8 -n 4 -r 1 --cache-type q4");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("--cache-type"), std::string::npos) << bad.err;
+}
+
 TEST(CliBench, RepetitionsGiveMeanAndSpread) {
   auto r = run_hai("bench -m " + kModel + " -p 4 -n 2 -r 3 -t 2 --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -176,6 +176,17 @@ TEST(CliRun, SameSeedSameText) {
   EXPECT_FALSE(a.out.empty());
 }
 
+TEST(CliRun, Q8_0CacheGenerates) {
+  // A Q8_0 cache rounds keys and values differently from F16: the text may
+  // differ, but generation runs, and a bad value names the flag.
+  auto r = run_hai("run -m " + model("tiny-llama-spm-q8_0") + " -p 'Once upon a time' -n 8 --temp 0 --cache-type q8_0");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(r.out.empty());
+  r = run_hai("run -m " + model("tiny-llama-spm-q8_0") + " -p hi -n 2 --cache-type f32");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--cache-type"), std::string::npos) << r.err;
+}
+
 TEST(CliRun, BadInput) {
   const std::string m = " -m " + model("tiny-llama-spm-q8_0");
   auto r = run_hai("run -m /nonexistent.gguf -p hi");
