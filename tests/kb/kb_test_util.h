@@ -8,12 +8,25 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "engine/common/error.h"
+
 namespace hai::kbtest {
+
+// The message of the hai::Error that f throws, or "" when it throws none.
+inline std::string ErrorOf(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const hai::Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 // A fresh temporary directory, removed when the object goes away.
 class TempDir {

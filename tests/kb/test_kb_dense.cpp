@@ -23,18 +23,10 @@
 
 using namespace hai::kb;
 using hai::kbtest::TempDir;
+using hai::kbtest::ErrorOf;
 using hai::kbtest::WriteFile;
 
 namespace {
-
-std::string ErrorOf(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const hai::Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 // A deterministic embedder: hashed character bigrams (and single
 // characters) counted into `dim` buckets. Texts that share wording get

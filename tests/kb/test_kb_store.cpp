@@ -11,18 +11,10 @@
 
 using namespace hai::kb;
 using hai::kbtest::TempDir;
+using hai::kbtest::ErrorOf;
 using hai::kbtest::WriteFile;
 
 namespace {
-
-std::string ErrorOf(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const hai::Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 int64_t Count(const std::string& db_path, const std::string& sql) {
   sqlite3* db = nullptr;
