@@ -178,14 +178,7 @@ void Analyzer::LoadSynonyms(const std::string& path) {
 }
 
 void Analyzer::LoadDefaultSynonyms() {
-  std::string dir;
-  if (const char* d = std::getenv("HAI_KB_DATA_DIR")) {
-    dir = d;
-  } else {
-#ifdef HAI_KB_DEFAULT_DATA_DIR
-    dir = HAI_KB_DEFAULT_DATA_DIR;
-#endif
-  }
+  const std::string dir = Segmenter::DataDir();
   if (dir.empty()) return;
   std::ifstream probe(dir + "/synonyms.txt");
   if (probe.good()) LoadSynonyms(dir + "/synonyms.txt");

@@ -92,6 +92,15 @@ std::string Segmenter::DefaultDictionaryPath() {
   return "/usr/lib/python3/dist-packages/jieba/dict.txt";
 }
 
+std::string Segmenter::DataDir() {
+  if (const char* d = std::getenv("HAI_KB_DATA_DIR")) return d;
+#ifdef HAI_KB_DEFAULT_DATA_DIR
+  return HAI_KB_DEFAULT_DATA_DIR;
+#else
+  return "";
+#endif
+}
+
 std::shared_ptr<const Segmenter> Segmenter::Default() {
   static std::once_flag once;
   static std::shared_ptr<const Segmenter> seg;
@@ -99,14 +108,7 @@ std::shared_ptr<const Segmenter> Segmenter::Default() {
     std::string path = DefaultDictionaryPath();
     std::ifstream probe(path);
     if (!path.empty() && probe.good()) {
-      std::string dir;
-      if (const char* d = std::getenv("HAI_KB_DATA_DIR")) {
-        dir = d;
-      } else {
-#ifdef HAI_KB_DEFAULT_DATA_DIR
-        dir = HAI_KB_DEFAULT_DATA_DIR;
-#endif
-      }
+      const std::string dir = DataDir();
       std::string user = dir.empty() ? "" : dir + "/user_dict.txt";
       if (!user.empty() && !std::ifstream(user).good()) user.clear();
       seg = FromDictionaries(path, user);

@@ -38,6 +38,9 @@ class Segmenter {
   // main dictionary, bigrams. Loaded once.
   static std::shared_ptr<const Segmenter> Default();
   static std::string DefaultDictionaryPath();
+  // The folder of the analyser's data files (user_dict.txt, synonyms.txt):
+  // $HAI_KB_DATA_DIR, else the source tree's src/kb/data; "" if neither.
+  static std::string DataDir();
 
   bool has_dictionary() const { return !freq_.empty(); }
   // "jieba" or "bigram": recorded with each index so queries match it.

@@ -296,6 +296,15 @@ struct Server::Impl {
       metrics.observe_token_latency((u.total_ms - u.ttft_ms) / 1000.0 / double(u.completion_tokens - 1));
   }
 
+  // Records the Done event of one choice.
+  void finish_choice(ChoiceResult& c, const sched::Event& e) {
+    c.done = true;
+    c.finish = e.finish;
+    c.error = e.error;
+    c.usage = e.usage;
+    record_timing(e.usage);
+  }
+
   // Runs a job to the end on this thread (non-streaming answers). A client
   // that closes its connection meanwhile ends the job at once (its slot is
   // free for the next request); nobody is left to read the answer.
@@ -319,11 +328,7 @@ struct Server::Impl {
           ++c.tokens;
           c.logprobs.emplace_back(e.token, e.top);
         } else {
-          c.done = true;
-          c.finish = e.finish;
-          c.error = e.error;
-          c.usage = e.usage;
-          record_timing(e.usage);
+          finish_choice(c, e);
           ++done;
         }
       }
@@ -520,11 +525,7 @@ struct Server::Impl {
             if (e.kind == sched::Event::Kind::Token) {
               ++c.tokens;
             } else {
-              c.done = true;
-              c.finish = e.finish;
-              c.error = e.error;
-              c.usage = e.usage;
-              record_timing(e.usage);
+              finish_choice(c, e);
               ++st->done;
             }
             out += on_event(item.index, e, c);

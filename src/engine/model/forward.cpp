@@ -87,14 +87,19 @@ void Context::eval(const std::vector<int32_t>& tokens, bool all_logits, std::vec
   logits.assign(static_cast<size_t>((all_logits ? n : 1) * hp_.n_vocab), 0.0f);
   for (int64_t s = 0; s < n; s += kMicroBatch) {
     const int64_t m = std::min(kMicroBatch, n - s);
-    tok_.assign(tokens.begin() + s, tokens.begin() + s + m);
-    seq_.assign(static_cast<size_t>(m), 0);
-    pos_.resize(static_cast<size_t>(m));
-    for (int64_t i = 0; i < m; ++i) pos_[i] = len_[0] + i;
+    stage_sequence0(tokens.data() + s, m);
     out_.assign(static_cast<size_t>(m), all_logits ? 1 : 0);
     if (s + m == n) out_[m - 1] = 1;
     forward(m, Output::kLogits, logits.data() + (all_logits ? s * hp_.n_vocab : 0));
   }
+}
+
+// Tokens [0, m) of a single-sequence call: sequence 0, next positions.
+void Context::stage_sequence0(const int32_t* tokens, int64_t m) {
+  tok_.assign(tokens, tokens + m);
+  seq_.assign(static_cast<size_t>(m), 0);
+  pos_.resize(static_cast<size_t>(m));
+  for (int64_t i = 0; i < m; ++i) pos_[i] = len_[0] + i;
 }
 
 void Context::eval_hidden(const std::vector<int32_t>& tokens, std::vector<float>& hidden) {
@@ -106,10 +111,7 @@ void Context::eval_hidden(const std::vector<int32_t>& tokens, std::vector<float>
   hidden.assign(static_cast<size_t>(n * hp_.n_embd), 0.0f);
   for (int64_t s = 0; s < n; s += kMicroBatch) {
     const int64_t m = std::min(kMicroBatch, n - s);
-    tok_.assign(tokens.begin() + s, tokens.begin() + s + m);
-    seq_.assign(static_cast<size_t>(m), 0);
-    pos_.resize(static_cast<size_t>(m));
-    for (int64_t i = 0; i < m; ++i) pos_[i] = len_[0] + i;
+    stage_sequence0(tokens.data() + s, m);
     out_.assign(static_cast<size_t>(m), 1);
     forward(m, Output::kHidden, hidden.data() + s * hp_.n_embd);
   }

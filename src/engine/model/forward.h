@@ -108,6 +108,9 @@ class Context {
 
  private:
   enum class Output { kLogits, kHidden };
+  // Fills the micro-batch (tok_, seq_, pos_) with m tokens of sequence 0 at
+  // its next positions (the single-sequence calls).
+  void stage_sequence0(const int32_t* tokens, int64_t m);
   // The transformer on the n tokens of micro-batch (tok_, seq_, pos_).
   // Writes one row (logits or hidden state) for each token i with out_[i],
   // in order, to `out`.
