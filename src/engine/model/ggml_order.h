@@ -108,6 +108,11 @@ void gemm_avx2(GgmlType type, const GemmArgs& g);
 void gemm_avx2_tiled(GgmlType type, const GemmArgs& g);  // F16 or Q8_0
 // Tiled, AVX-512 + VNNI (ggml_order_gemm_avx512.cpp); call only when have_avx512().
 void gemm_avx512(GgmlType type, const GemmArgs& g);
+// Single-token products (decode: one activation row, every weight row read
+// once), AVX-512 (ggml_order_gemv_avx512.cpp; call only when have_avx512()).
+// Returns false, computing nothing, for the types it has no kernel for;
+// gemm_avx512 tries it first when g.n_tok == 1.
+bool gemv_avx512(GgmlType type, const GemmArgs& g);
 
 // The portable F16 and Q8_0 kernels, whatever the CPU (for tests).
 float dot_f16_f32_portable(int64_t k, const uint16_t* w, const float* x);

@@ -495,6 +495,7 @@ void run_tiles(const GemmArgs& g, int rows, int tile_tok, TileFn fn) {
 }  // namespace
 
 void gemm_avx512(GgmlType type, const GemmArgs& g) {
+  if (g.n_tok == 1 && gemv_avx512(type, g)) return;
   switch (type) {
     // Up to kFewTokens tokens (decode, small batches) memory is the limit:
     // one row per tile, so that each row is one sequential stream; for more,
@@ -506,9 +507,7 @@ void gemm_avx512(GgmlType type, const GemmArgs& g) {
     case GgmlType::Q5_0:
       return g.n_tok <= kFewTokens ? run_tiles(g, 1, kMaxTok, q5_0_1) : run_tiles(g, 4, kMaxTok, q5_0_4);
     case GgmlType::Q4_0: return run_tiles(g, 8, kMaxTokQ4, q4_0_8);
-    // A single token cannot amortize the unpacking of a K-quant tile: the
-    // AVX2 kernels that decode the blocks on the fly are faster there.
-    case GgmlType::Q4_K: return g.n_tok == 1 ? gemm_avx2(type, g) : run_tiles(g, 4, kMaxTokK, q4_k_tile);
+    case GgmlType::Q4_K: return run_tiles(g, 4, kMaxTokK, q4_k_tile);
     case GgmlType::Q6_K: return run_tiles(g, 4, kMaxTokK, q6_k_tile);
     default: return gemm_portable(type, g);
   }
