@@ -1,7 +1,7 @@
 // Retrieval evaluation of the knowledge base on the shared corpus.
 //
 //   bench_kb_eval [--corpus DIR] [--questions FILE] [--top 5] [--chunk-size N] [--overlap N]
-//                 [--mode bm25|dense|hybrid|all] [--embed-model FILE.gguf|hash] [--verbose]
+//                 [--mode bm25|dense|hybrid|all] [--embed-model FILE.gguf|hash] [--verbose] [--verbose-all]
 //
 // --mode all (the default) reports every mode the knowledge base supports:
 // bm25 alone without --embed-model. --embed-model hash uses a stand-in
@@ -13,6 +13,8 @@
 // heldout), plus the median chunk length. A hit is relevant when it comes
 // from the question's document and contains the answer substring (compared
 // after NFKC with white space removed, so chunking does not matter).
+// --verbose lists the misses of the dev split (the one methods are tuned on);
+// --verbose-all lists those of every split.
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "kb/analyzer.h"
 #include "kb/knowledge_base.h"
 #include "kb/llm.h"
 #include "kb/text.h"
@@ -63,7 +66,7 @@ int main(int argc, char** argv) {
   std::string corpus = std::string(HAI_SHARED_DIR) + "/corpus";
   std::string questions = std::string(HAI_SOURCE_DIR) + "/benchmarks/kb_eval/questions.jsonl";
   int top = 5;
-  bool verbose = false;
+  bool verbose = false, verbose_all = false;
   std::string mode_arg = "all", embed_model;
   hai::kb::ChunkerOptions chunking;
   for (int i = 1; i < argc; ++i) {
@@ -84,8 +87,10 @@ int main(int argc, char** argv) {
       embed_model = argv[++i];
     } else if (a == "--verbose") {
       verbose = true;
+    } else if (a == "--verbose-all") {
+      verbose = verbose_all = true;
     } else {
-      std::fprintf(stderr, "usage: %s [--corpus DIR] [--questions FILE] [--top K] [--chunk-size N] [--overlap N] [--mode bm25|dense|hybrid|all] [--embed-model FILE|hash] [--verbose]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--corpus DIR] [--questions FILE] [--top K] [--chunk-size N] [--overlap N] [--mode bm25|dense|hybrid|all] [--embed-model FILE|hash] [--verbose] [--verbose-all]\n", argv[0]);
       return 2;
     }
   }
@@ -100,6 +105,8 @@ int main(int argc, char** argv) {
     } else if (!embed_model.empty()) {
       kb->AttachEmbedder(hai::kb::LoadEmbedder(embed_model));
     }
+    hai::kb::Analyzer analyzer;  // to show the query terms of misses
+    analyzer.LoadDefaultSynonyms();
     std::vector<hai::kb::SearchMode> modes;
     if (mode_arg == "all") {
       modes.push_back(hai::kb::SearchMode::kBm25);
@@ -157,11 +164,18 @@ int main(int argc, char** argv) {
       tallies["all"].Add(rank);
       tallies[kind].Add(rank);
       tallies[kind + "/" + split].Add(rank);
-      if (verbose && rank != 1) {
+      // Misses are listed for the tuning split only, so that held-out
+      // questions stay unseen while methods are tuned (--verbose-all lists all).
+      if (verbose && rank != 1 && (verbose_all || split == "dev")) {
         std::printf("  #%d %s rank=%d: %s\n", q["id"].get<int>(), kind.c_str(), rank,
                     q["question"].get<std::string>().c_str());
+        std::string terms;
+        for (auto& [t, w] : analyzer.QueryTerms(q["question"].get<std::string>()))
+          terms += " " + t + (w == 1.0 ? "" : ":" + std::to_string(w).substr(0, 4));
+        std::printf("      terms:%s\n", terms.c_str());
         if (!hits.empty())
-          std::printf("      top: %s %s\n", hits[0].doc.c_str(), hits[0].text.substr(0, 150).c_str());
+          std::printf("      top: %s %s\n", hits[0].doc.c_str(),
+                      hai::kb::EncodeUtf8(hai::kb::DecodeUtf8(hits[0].text).substr(0, 60)).c_str());
       }
     }
     for (auto& [label, t] : tallies) t.Print(label);

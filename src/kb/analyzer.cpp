@@ -3,6 +3,7 @@
 #include <libstemmer.h>
 #include <utf8proc.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -34,6 +35,16 @@ const std::unordered_set<std::string>& StopWords() {
       "为啥", "干嘛", "何时", "何种", "何地", "多长", "多快", "能不能", "会不会", "是不是", "有没有", "一共", "大概", "大约", "最近", "现在", "以后",
       "到底", "究竟", "多大", "多远", "多久", "哪家", "哪些地方", "什么样", "怎么办", "这么", "那么", "还有",
       "就是", "一般", "比较", "真的", "应该", "需要", "能够", "一下子", "咱们", "人家", "东西",
+      // general function words and adverbs (session 3): they say nothing
+      // about what a question is about
+      "不会", "会不会", "一样", "越来越", "越来", "不只", "只是", "只有", "不仅", "而且", "但是", "可是", "因为",
+      "所以", "如果", "虽然", "还是", "或者", "这样", "那样", "这种", "那种", "这么样", "之类", "一直", "总是",
+      "经常", "非常", "特别", "十分", "更加", "最", "更", "挺", "太", "真", "很多", "许多", "好多", "好几",
+      "几个", "多少个", "哪几", "哪一", "哪种", "哪类", "哪方面", "有多", "多么", "有些", "某些", "各种",
+      "自己", "自家", "大家", "别人", "别的", "其他", "其它", "所有", "一切", "每个", "整个", "本身", "到时候",
+      "时候", "的话", "而已", "罢了", "来说", "来讲", "看来", "看看", "听说", "据说", "觉得", "认为", "以为",
+      "叫什么", "叫做", "是谁", "是啥", "干什么", "做什么", "用什么", "靠什么", "算是", "算", "呗", "哦", "嗯",
+      "没有", "没", "不是", "不能", "可能", "也许", "或许", "已", "曾", "曾经", "正在", "在于", "成为", "变得",
   };
   return kStop;
 }
@@ -138,11 +149,28 @@ std::map<std::string, double> Analyzer::QueryTerms(std::string_view query, doubl
     out[t] = std::max(out[t], w);
   }
   // A group is touched when the (normalised, lowercased) query contains one
-  // of its members; the other members' terms join the query.
+  // of its members; the other members' terms join the query. A member of a
+  // single Han character ("大", "车") must be a word of the query's own
+  // segmentation: inside a longer word ("大模型") it means something else.
+  // A Latin member must not be part of a longer Latin word.
   std::string q = Lower(DecodeUtf8(Nfkc(query)));
+  std::set<std::string> words;
+  for (auto& w : segmenter_->Cut(DecodeUtf8(q))) words.insert(EncodeUtf8(w));
+  auto alnum = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; };
+  auto found = [&](const Member& m) {
+    if (CountCodePoints(m.text) == 1 && IsHan(DecodeUtf8(m.text)[0])) return words.count(m.text) > 0;
+    // A Latin member stands alone: "ar" is not found in "large".
+    for (size_t p = q.find(m.text); p != std::string::npos; p = q.find(m.text, p + 1)) {
+      const size_t e = p + m.text.size();
+      if (alnum(m.text.front()) && p > 0 && alnum(q[p - 1])) continue;
+      if (alnum(m.text.back()) && e < q.size() && alnum(q[e])) continue;
+      return true;
+    }
+    return false;
+  };
   for (auto& group : groups_) {
     bool touched = false;
-    for (auto& m : group) touched |= q.find(m.text) != std::string::npos;
+    for (auto& m : group) touched |= m.key && found(m);
     if (!touched) continue;
     for (auto& m : group)
       for (auto& t : m.terms) {
@@ -160,19 +188,39 @@ void Analyzer::LoadSynonyms(const std::string& path) {
   if (!in) throw Error("cannot read synonym file " + path);
   groups_.clear();
   std::string line;
+  int lineno = 0;
   while (std::getline(in, line)) {
+    ++lineno;
     if (auto h = line.find('#'); h != std::string::npos) line.resize(h);
-    std::vector<Member> group;
-    std::string cur;
-    for (char ch : line + ",") {
-      if (ch == ',' || ch == '|') {
-        std::string m = Trim(cur);
-        if (!m.empty()) group.push_back({Lower(DecodeUtf8(Nfkc(m))), Terms(m)});
-        cur.clear();
-      } else {
-        cur.push_back(ch);
-      }
+    // "a,b => c,d": a and b lead to c and d (and to each other), c and d to
+    // nothing. Without "=>" every member leads to every other.
+    const bool one_way = line.find("=>") != std::string::npos;
+    std::string keys = line, others;
+    if (auto arrow = line.find("=>"); one_way) {
+      keys = line.substr(0, arrow);
+      others = line.substr(arrow + 2);
+      if (others.find("=>") != std::string::npos)
+        throw Error(path + ":" + std::to_string(lineno) + ": more than one '=>'");
     }
+    std::vector<Member> group;
+    auto add = [&](const std::string& part, bool key) {
+      size_t before = group.size();
+      std::string cur;
+      for (char ch : part + ",") {
+        if (ch == ',' || ch == '|') {
+          std::string m = Trim(cur);
+          if (!m.empty()) group.push_back({Lower(DecodeUtf8(Nfkc(m))), Terms(m), key});
+          cur.clear();
+        } else {
+          cur.push_back(ch);
+        }
+      }
+      return group.size() - before;
+    };
+    const size_t n_keys = add(keys, true);
+    const size_t n_others = one_way ? add(others, false) : 0;
+    if (one_way && (n_keys == 0 || n_others == 0))
+      throw Error(path + ":" + std::to_string(lineno) + ": '=>' needs words on both sides");
     if (group.size() >= 2) groups_.push_back(std::move(group));
   }
 }

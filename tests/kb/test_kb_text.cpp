@@ -10,6 +10,7 @@
 #include "kb/chunker.h"
 #include "kb/segmenter.h"
 #include "kb/text.h"
+#include "kb_test_util.h"
 
 using namespace hai::kb;
 
@@ -196,6 +197,93 @@ TEST(KbAnalyzer, SynonymExpansionWeighsLess) {
   ASSERT_TRUE(q.count("大模型"));
   EXPECT_LT(q["大模型"], 1.0);
   EXPECT_THROW(a.LoadSynonyms("/nonexistent/synonyms.txt"), hai::Error);
+}
+
+TEST(KbAnalyzer, OneCharacterMemberMustBeAWordOfTheQuery) {
+  // "车" inside "车间" (a word of its own) is not the car of "车,汽车".
+  Analyzer a(Segmenter::FromWords({{"车间", 100}, {"汽车", 100}, {"买", 100}, {"大模型", 100}, {"大型", 100}}));
+  std::string path = "/tmp/hai_kb_syn1_" + std::to_string(::getpid()) + ".txt";
+  std::ofstream(path) << "车,汽车\n大,大型\n";
+  a.LoadSynonyms(path);
+  std::remove(path.c_str());
+  EXPECT_FALSE(a.QueryTerms("车间").count("汽车"));
+  EXPECT_FALSE(a.QueryTerms("大模型").count("大型"));
+  auto q = a.QueryTerms("买车");
+  ASSERT_TRUE(q.count("汽车"));
+  EXPECT_EQ(q["汽车"], 0.5);
+  // A longer member matches anywhere in the query; the single-character
+  // members of its group are not added.
+  EXPECT_EQ(a.QueryTerms("二手汽车").count("车"), 0u);  // single characters are never added
+}
+
+TEST(KbAnalyzer, LatinMemberMustBeAWholeWord) {
+  Analyzer a(Segmenter::FromWords({{"增强现实", 100}}));
+  std::string path = "/tmp/hai_kb_syn3_" + std::to_string(::getpid()) + ".txt";
+  std::ofstream(path) << "增强现实,AR\n";
+  a.LoadSynonyms(path);
+  std::remove(path.c_str());
+  EXPECT_FALSE(a.QueryTerms("large model").count("增强现实"));
+  EXPECT_FALSE(a.QueryTerms("ARM芯片").count("增强现实"));
+  EXPECT_TRUE(a.QueryTerms("AR眼镜").count("增强现实"));
+  EXPECT_TRUE(a.QueryTerms("what is ar?").count("增强现实"));
+}
+
+TEST(KbAnalyzer, OneWayGroups) {
+  Analyzer a(Segmenter::FromWords({{"粮食", 100}, {"养料", 100}, {"数据", 100}, {"资料", 100}}));
+  std::string path = "/tmp/hai_kb_syn2_" + std::to_string(::getpid()) + ".txt";
+  std::ofstream(path) << "粮食, 养料 => 数据, 资料  # metaphors lead to the plain words\n";
+  a.LoadSynonyms(path);
+  auto q = a.QueryTerms("AI的粮食");
+  EXPECT_EQ(q["养料"], 0.5);
+  EXPECT_EQ(q["数据"], 0.5);
+  EXPECT_EQ(q["资料"], 0.5);
+  // The plain words do not lead back to the metaphors.
+  q = a.QueryTerms("训练数据");
+  EXPECT_FALSE(q.count("粮食"));
+  EXPECT_FALSE(q.count("养料"));
+  EXPECT_FALSE(q.count("资料"));
+  // A '=>' needs words on both sides; the error names file and line.
+  for (const char* bad : {"=> 数据\n", "粮食 =>\n", "a => b => c\n"}) {
+    std::ofstream(path) << "# ok\n" << bad;
+    std::string msg = hai::kbtest::ErrorOf([&] { a.LoadSynonyms(path); });
+    EXPECT_NE(msg.find(path + ":2:"), std::string::npos) << bad << " -> " << msg;
+  }
+  std::remove(path.c_str());
+}
+
+TEST(KbAnalyzer, QuestionFillersAreStopWords) {
+  Analyzer a(Segmenter::FromWords({{"训练", 100}, {"不会", 100}, {"越来越", 100}, {"便宜", 100}, {"一样", 100}}));
+  EXPECT_EQ(a.Terms("训练会不会越来越便宜"), (std::vector<std::string>{"训练", "便宜"}));
+  EXPECT_EQ(a.Terms("一样便宜"), (std::vector<std::string>{"便宜"}));
+}
+
+TEST(KbAnalyzer, ShippedVocabularyIsWellFormedAndGeneral) {
+  std::string dict = Segmenter::DefaultDictionaryPath();
+  if (!std::ifstream(dict).good()) GTEST_SKIP() << "jieba dictionary not installed: " << dict;
+  const std::string file = std::string(HAI_SOURCE_DIR) + "/src/kb/data/synonyms.txt";
+  // Every group has at least two members, and none is empty.
+  std::ifstream in(file);
+  ASSERT_TRUE(in.good()) << file;
+  std::string line;
+  int groups = 0, lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (auto h = line.find('#'); h != std::string::npos) line.resize(h);
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    ++groups;
+    EXPECT_TRUE(line.find(',') != std::string::npos || line.find("=>") != std::string::npos)
+        << file << ":" << lineno << ": a group needs two members";
+    EXPECT_EQ(line.find(",,"), std::string::npos) << file << ":" << lineno << ": empty member";
+    EXPECT_NE(line.back(), ',') << file << ":" << lineno << ": empty member";
+  }
+  EXPECT_GT(groups, 300);
+  // Colloquial words reach the formal words of reports (and English names).
+  Analyzer a;
+  a.LoadSynonyms(file);
+  EXPECT_TRUE(a.QueryTerms("显卡要多少钱").count("gpu"));
+  EXPECT_TRUE(a.QueryTerms("训练中断了几次").count("次数"));
+  EXPECT_TRUE(a.QueryTerms("老百姓怎么看").count("居民"));
+  EXPECT_TRUE(a.QueryTerms("英伟达的芯片").count("nvidia"));
 }
 
 // ---- chunking ----
