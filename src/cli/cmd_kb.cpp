@@ -1,4 +1,9 @@
-// hai kb: knowledge bases (create, add, ls, rm, search, ask, embed, drop).
+// hai kb: knowledge bases (create, add, ls, rm, search, ask, embed, reranker, drop).
+//
+// Reranking: search and ask rerank the best --rerank-top fused candidates
+// with a cross-encoder when --rerank FILE is given or the knowledge base is
+// configured with one (create --rerank-model, or `hai kb reranker NAME
+// --model FILE`); --no-rerank turns it off for one call.
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -10,6 +15,7 @@
 #include "kb/knowledge_base.h"
 #include "kb/llm.h"
 #include "kb/prompt.h"
+#include "kb/rerank.h"
 
 namespace {
 
@@ -33,7 +39,37 @@ struct KbArgs {
   std::string answer_mode = "grounded";
   hai::kb::GenerateOptions gen;
   bool verbose = false;
+  std::string rerank_model;  // search/ask --rerank, create --rerank-model, reranker --model
+  int rerank_top = 0;        // 0: the knowledge base's setting, else the default
+  bool no_rerank = false;
+  bool rerank_off = false;   // reranker --off
 };
+
+// The reranker a search or ask uses: --rerank, else the knowledge base's,
+// unless --no-rerank. Empty function when none.
+struct ChosenReranker {
+  hai::kb::RerankFn fn;
+  int top = hai::kb::kDefaultRerankTop;
+  std::string model;
+};
+
+ChosenReranker ChooseReranker(const KbArgs& a, const std::string& data_dir) {
+  ChosenReranker c;
+  if (a.no_rerank) {
+    if (!a.rerank_model.empty()) throw hai::Error("--rerank and --no-rerank exclude each other");
+    return c;
+  }
+  hai::kb::RerankConfig cfg;
+  if (a.rerank_model.empty()) cfg = hai::kb::GetRerankConfig(data_dir, a.name);
+  c.model = a.rerank_model.empty() ? cfg.model : a.rerank_model;
+  c.top = a.rerank_top > 0 ? a.rerank_top : cfg.top;
+  if (c.model.empty()) {
+    if (a.rerank_top > 0) throw hai::Error("--rerank-top needs a reranker (--rerank FILE, or one configured with hai kb reranker)");
+    return c;
+  }
+  c.fn = hai::kb::LoadReranker(c.model, a.gen.n_threads);
+  return c;
+}
 
 // Attaches the knowledge base's embedding model when it has one.
 void AttachEmbedder(KnowledgeBase& k, const KbArgs& a) {
@@ -55,6 +91,23 @@ nlohmann::json HitJson(const hai::kb::Hit& h) {
     j["dense_score"] = h.dense_score;
   }
   return j;
+}
+
+nlohmann::json RerankedJson(const hai::kb::RerankedHit& r) {
+  nlohmann::json j = HitJson(r.hit);
+  j["rerank_score"] = r.hit.score;
+  j["retrieval_rank"] = r.retrieval_rank;
+  j["retrieval_score"] = r.retrieval_score;
+  return j;
+}
+
+void AddRerankFlags(CLI::App* sub, KbArgs* a) {
+  sub->add_option("--rerank", a->rerank_model,
+                  "GGUF reranker (cross-encoder): rerank the best fused candidates (default: the knowledge base's "
+                  "reranker, if configured)");
+  sub->add_option("--rerank-top", a->rerank_top, "candidates to rerank (default: the knowledge base's setting, else 30)")
+      ->check(CLI::Range(1, 1000));
+  sub->add_flag("--no-rerank", a->no_rerank, "do not rerank, even when the knowledge base has a reranker");
 }
 
 std::string Location(const hai::kb::Hit& h) { return hai::kb::SourceLabel(h); }
@@ -110,6 +163,10 @@ hai::cli::Register reg([](CLI::App& app) {
                      "GGUF embedding model: keep dense vectors too (hybrid search); default BM25 only");
   create->add_option("--chunk-size", a->chunk_size, "maximum characters per chunk (default 800)");
   create->add_option("--overlap", a->overlap, "characters of overlap between chunks (default 150)");
+  create->add_option("--rerank-model", a->rerank_model,
+                     "GGUF reranker (cross-encoder) that search and ask use to reorder the best candidates");
+  create->add_option("--rerank-top", a->rerank_top, "candidates the reranker reorders (default 30)")
+      ->check(CLI::Range(1, 1000));
   create->callback([a] {
     hai::kb::ChunkerOptions c;
     c.size = a->chunk_size;
@@ -120,7 +177,13 @@ hai::cli::Register reg([](CLI::App& app) {
       hai::kb::LoadEmbedder(a->embed_model, 1);
       model = std::filesystem::absolute(a->embed_model).string();
     }
+    if (a->rerank_top > 0 && a->rerank_model.empty()) throw hai::Error("--rerank-top needs --rerank-model");
+    if (!a->rerank_model.empty()) hai::kb::LoadReranker(a->rerank_model, 1);  // a bad file fails before creating
     KnowledgeBase::Create(DataDir(*a), a->name, c, model);
+    if (!a->rerank_model.empty())
+      hai::kb::SetRerankConfig(DataDir(*a), a->name,
+                               {std::filesystem::absolute(a->rerank_model).string(),
+                                a->rerank_top > 0 ? a->rerank_top : hai::kb::kDefaultRerankTop});
     std::printf("created knowledge base '%s'\n", a->name.c_str());
   });
 
@@ -169,8 +232,10 @@ hai::cli::Register reg([](CLI::App& app) {
       nlohmann::json j = nlohmann::json::array();
       for (auto& s : all) {
         if (a->json) {
+          const std::string rr = hai::kb::GetRerankConfig(DataDir(*a), s.name).model;
           j.push_back({{"name", s.name}, {"documents", s.documents}, {"chunks", s.chunks},
-                       {"embed_model", s.embed_model.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.embed_model)}});
+                       {"embed_model", s.embed_model.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.embed_model)},
+                       {"rerank_model", rr.empty() ? nlohmann::json(nullptr) : nlohmann::json(rr)}});
         } else {
           std::printf("%s\t%lld documents\t%lld chunks%s\n", s.name.c_str(), static_cast<long long>(s.documents),
                       static_cast<long long>(s.chunks), s.embed_model.empty() ? "" : ("\t" + s.embed_model).c_str());
@@ -213,12 +278,29 @@ hai::cli::Register reg([](CLI::App& app) {
   search->add_option("name", a->name, "knowledge base name")->required();
   search->add_option("query", a->query, "query text")->required();
   AddFilters(search, a.get());
+  AddRerankFlags(search, a.get());
   search->add_option("--mode", a->search_mode,
                      "bm25, dense or hybrid (default: hybrid when the knowledge base has an embedding model, else bm25)");
   search->callback([a] {
     hai::kb::SearchOptions opt = Options(*a);
     auto k = KnowledgeBase::Open(DataDir(*a), a->name);
     if (opt.mode != hai::kb::SearchMode::kBm25) AttachEmbedder(*k, *a);
+    const ChosenReranker rr = ChooseReranker(*a, DataDir(*a));
+    if (rr.fn) {
+      const auto reranked = hai::kb::SearchReranked(*k, a->query, opt, rr.fn, rr.top);
+      if (a->json) {
+        nlohmann::json j = nlohmann::json::array();
+        for (auto& r : reranked) j.push_back(RerankedJson(r));
+        std::printf("%s\n", j.dump(2).c_str());
+        return;
+      }
+      if (reranked.empty()) std::printf("no results\n");
+      for (size_t i = 0; i < reranked.size(); ++i)
+        std::printf("[%zu] %.3f  %s  (retrieval #%d)\n    %s\n", i + 1, reranked[i].hit.score,
+                    Location(reranked[i].hit).c_str(), reranked[i].retrieval_rank,
+                    Excerpt(reranked[i].hit.text, 200).c_str());
+      return;
+    }
     auto hits = k->Search(a->query, opt);
     if (a->json) {
       nlohmann::json j = nlohmann::json::array();
@@ -248,6 +330,7 @@ hai::cli::Register reg([](CLI::App& app) {
   ask->add_option("--seed", a->gen.seed, "random seed")->capture_default_str();
   ask->add_option("-c,--ctx-size", a->gen.n_ctx, "context size (default: the model's, at most 4096)");
   ask->add_flag("--verbose", a->verbose, "print the prompt to stderr");
+  AddRerankFlags(ask, a.get());
   ask->callback([a] {
     hai::kb::SearchOptions opt = Options(*a);
     auto mode = hai::kb::ParseAnswerMode(a->answer_mode);
@@ -255,6 +338,7 @@ hai::cli::Register reg([](CLI::App& app) {
       throw hai::Error("--mode " + a->answer_mode + " needs a chat model (--model FILE.gguf)");
     auto k = KnowledgeBase::Open(DataDir(*a), a->name);
     if (opt.mode != hai::kb::SearchMode::kBm25) AttachEmbedder(*k, *a);
+    const ChosenReranker rr = ChooseReranker(*a, DataDir(*a));
     auto print_sources = [&](const std::vector<hai::kb::Hit>& sources) {
       std::printf("\nSources:\n");
       for (size_t i = 0; i < sources.size(); ++i)
@@ -272,7 +356,7 @@ hai::cli::Register reg([](CLI::App& app) {
       return src;
     };
     if (a->chat_model.empty()) {
-      hai::kb::Answer ans = k->Ask(a->query, opt);
+      hai::kb::Answer ans = rr.fn ? hai::kb::AskReranked(*k, a->query, opt, rr.fn, rr.top) : k->Ask(a->query, opt);
       if (a->json) {
         nlohmann::json j = {{"answer", ans.text}, {"mode", "extractive"}, {"sources", sources_json(ans.sources)}};
         std::printf("%s\n", j.dump(2).c_str());
@@ -302,7 +386,9 @@ hai::cli::Register reg([](CLI::App& app) {
     };
     std::function<void(const std::string&)> on_text;
     if (!a->json) on_text = stream;
-    hai::kb::GeneratedAnswer ans = hai::kb::AskWithModel(*k, *model, a->query, opt, mode, on_text);
+    hai::kb::GeneratedAnswer ans =
+        rr.fn ? hai::kb::AskWithModelReranked(*k, *model, a->query, opt, mode, rr.fn, rr.top, on_text)
+              : hai::kb::AskWithModel(*k, *model, a->query, opt, mode, on_text);
     if (a->verbose) std::fprintf(stderr, "--- prompt ---\n%s\n--- end of prompt ---\n", ans.prompt.c_str());
     if (a->json) {
       nlohmann::json j = {{"answer", ans.text},
@@ -315,6 +401,43 @@ hai::cli::Register reg([](CLI::App& app) {
     }
     std::printf("\n");
     print_sources(ans.sources);
+  });
+
+  auto* reranker = kb->add_subcommand(
+      "reranker", "show, set (--model FILE) or remove (--off) the reranker that search and ask use");
+  reranker->add_option("name", a->name, "knowledge base name")->required();
+  reranker->add_option("--model", a->rerank_model, "GGUF reranker (cross-encoder)");
+  reranker->add_option("--top", a->rerank_top, "candidates it reorders (default 30)")->check(CLI::Range(1, 1000));
+  reranker->add_flag("--off", a->rerank_off, "remove the reranker");
+  reranker->add_flag("--json", a->json, "print the setting as JSON");
+  reranker->callback([a] {
+    const std::string dir = DataDir(*a);
+    if (a->rerank_off && (!a->rerank_model.empty() || a->rerank_top > 0))
+      throw hai::Error("--off excludes --model and --top");
+    if (a->rerank_off) {
+      hai::kb::SetRerankConfig(dir, a->name, {});
+    } else if (!a->rerank_model.empty()) {
+      hai::kb::LoadReranker(a->rerank_model, 1);  // a bad file is refused before it is recorded
+      hai::kb::SetRerankConfig(dir, a->name,
+                               {std::filesystem::absolute(a->rerank_model).string(),
+                                a->rerank_top > 0 ? a->rerank_top : hai::kb::kDefaultRerankTop});
+    } else if (a->rerank_top > 0) {
+      hai::kb::RerankConfig c = hai::kb::GetRerankConfig(dir, a->name);
+      if (c.model.empty()) throw hai::Error("knowledge base '" + a->name + "' has no reranker: give --model FILE");
+      c.top = a->rerank_top;
+      hai::kb::SetRerankConfig(dir, a->name, c);
+    }
+    const hai::kb::RerankConfig c = hai::kb::GetRerankConfig(dir, a->name);
+    if (a->json) {
+      nlohmann::json j = {{"name", a->name},
+                          {"rerank_model", c.model.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.model)},
+                          {"rerank_top", c.top}};
+      std::printf("%s\n", j.dump().c_str());
+    } else if (c.model.empty()) {
+      std::printf("knowledge base '%s': no reranker\n", a->name.c_str());
+    } else {
+      std::printf("knowledge base '%s': reranker %s (top %d candidates)\n", a->name.c_str(), c.model.c_str(), c.top);
+    }
   });
 
   auto* embed = kb->add_subcommand(

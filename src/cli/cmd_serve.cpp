@@ -2,7 +2,7 @@
 //
 //   hai serve -m MODEL.gguf [--host 127.0.0.1] [--port 8080] [--parallel N] [--ctx-size N]
 //             [--api-key KEY ...] [--api-key-file FILE] [--chat-template FILE] [--max-body BYTES]
-//             [--max-queue N] [--timeout SECONDS] [--embedding-model FILE] [-t THREADS]
+//             [--max-queue N] [--timeout SECONDS] [--embedding-model FILE] [--rerank-model FILE] [-t THREADS]
 //             [--model-name NAME] [--kb-dir DIR] [--quiet]
 //
 // Prints "listening on http://HOST:PORT" to stderr once it accepts
@@ -57,7 +57,8 @@ void serve(ServeArgs& a) {
 hai::cli::Register reg([](CLI::App& app) {
   auto a = std::make_shared<ServeArgs>();
   auto* sub = app.add_subcommand("serve", "Serve a model over an OpenAI-compatible HTTP API (/v1, /health, /metrics)");
-  sub->add_option("-m,--model", a->o.model_path, "GGUF model (a chat model, or an embedding model such as BERT)")
+  sub->add_option("-m,--model", a->o.model_path,
+                  "GGUF model (a chat model, an embedding model such as BERT, or a reranker: serves /v1/rerank)")
       ->required();
   sub->add_option("--host", a->o.host, "Address to bind (default 127.0.0.1: this machine only)")->capture_default_str();
   sub->add_option("--port", a->o.port, "Port (0: pick a free one and print it)")->capture_default_str();
@@ -71,6 +72,8 @@ hai::cli::Register reg([](CLI::App& app) {
   sub->add_option("--max-queue", a->o.max_queue, "Requests waiting for a slot; more are answered 503 + Retry-After")->capture_default_str();
   sub->add_option("--timeout", a->o.timeout_s, "Seconds a request may take (0: no limit)")->capture_default_str();
   sub->add_option("--embedding-model", a->o.embedding_model_path, "A second model for /v1/embeddings");
+  sub->add_option("--rerank-model", a->o.rerank_model_path,
+                  "A reranker (cross-encoder GGUF) for /v1/rerank and knowledge-base search with \"rerank\": true");
   sub->add_option("-t,--threads", a->o.n_threads, "Compute threads (default: all cores)");
   sub->add_option("--model-name", a->o.model_name, "Model id for clients (default: the file name without .gguf)");
   sub->add_option("--kb-dir", a->o.kb_dir, "Data directory of the knowledge bases behind /v1/kb (default: $HAI_HOME or ~/.hai)");

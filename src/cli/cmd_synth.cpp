@@ -2,7 +2,9 @@
 // vocabulary, named and laid out exactly as llama.cpp writes that
 // architecture. The tensor list comes from the model loader
 // (model::expected_tensors, model::bert_expected_tensors for the BERT
-// encoder "bert"), so what synth writes is what the engine loads.
+// encoder "bert"), so what synth writes is what the engine loads. A bert
+// with --pooling rank (4) is a reranker: it gets the classification head
+// cls.weight/cls.bias and cls.output.weight/cls.output.bias (one output).
 //
 // Weights are deterministic in --seed and scaled as in the shared fixtures,
 // so activations stay sane and logits vary: token embedding ~ N(0, 1),
@@ -13,6 +15,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -44,7 +47,18 @@ struct SynthArgs {
   std::string vocab, out, name;
   std::string vocab_pre;  // tokenizer.ggml.pre for a tokenizer.json (default: detected)
   int pooling = -1;       // bert.pooling_type (default 2, cls)
+  std::string pooling_name;  // --pooling as given: a number or a name
 };
+
+// --pooling: a name (none, mean, cls, last, rank) or its number 0..4; empty
+// gives -1 (the default).
+int parse_pooling(const std::string& s) {
+  if (s.empty()) return -1;
+  static const std::map<std::string, int> names = {{"none", 0}, {"mean", 1}, {"cls", 2}, {"last", 3}, {"rank", 4}};
+  if (auto it = names.find(s); it != names.end()) return it->second;
+  if (s.size() == 1 && s[0] >= '0' && s[0] <= '4') return s[0] - '0';
+  throw Error("--pooling must be none, mean, cls, last or rank (or 0..4), got '" + s + "'");
+}
 
 // splitmix64: seeds per-tensor generators from (seed, tensor name).
 uint64_t mix(uint64_t x) {
@@ -222,10 +236,12 @@ void vocab_keys_from_gguf(const std::string& path, hai::gguf::Writer& w, int64_t
 }
 
 // A tensor of `spec`'s shape with random values (see the file comment):
-// matrices of `type`, vectors F32 as the loaders require.
+// matrices of `type`, vectors F32 as the loaders require. BERT's
+// token_types.weight stays F32 as llama.cpp's converter writes it (its
+// graph adds the row to F32 activations, which it can only do in F32).
 void add_random_tensor(hai::gguf::Writer& w, const hai::model::TensorSpec& spec, GgmlType type, uint64_t seed_base,
                        int64_t n_embd, bool tied) {
-  const GgmlType t = spec.is_matrix ? type : GgmlType::F32;
+  const GgmlType t = spec.is_matrix && spec.name != "token_types.weight" ? type : GgmlType::F32;
   const Init init = init_for(spec.name, spec.shape, n_embd, tied);
   const uint64_t seed = seed_for(seed_base, spec.name);
   const std::vector<int64_t> shape = spec.shape;
@@ -274,7 +290,8 @@ void synth_bert(const SynthArgs& a) {
   if (a.head_dim != 0 && a.head_dim * a.n_head != a.n_embd)
     throw Error("--head-dim " + std::to_string(a.head_dim) + " x --n-head " + std::to_string(a.n_head) +
                 " must equal --n-embd for bert");
-  if (a.pooling < -1 || a.pooling > 3) throw Error("--pooling must be 0..3 (none, mean, cls, last), got " + std::to_string(a.pooling));
+  if (a.pooling < -1 || a.pooling > 4)
+    throw Error("--pooling must be 0..4 (none, mean, cls, last, rank) or its name, got " + std::to_string(a.pooling));
   uint32_t file_type = 0;
   const GgmlType type = matrix_type(a.type, &file_type);
 
@@ -306,8 +323,10 @@ void synth_bert(const SynthArgs& a) {
   hp.n_ff = a.n_ff;
   hp.n_head = a.n_head;
   hp.n_token_types = 2;
+  // The classification head (cls.*, cls.output.*) makes a reranker: only
+  // with --pooling rank.
   for (const hai::model::TensorSpec& spec : hai::model::bert_expected_tensors(hp))
-    add_random_tensor(w, spec, type, a.seed, a.n_embd, /*tied=*/false);
+    if (a.pooling == 4 || spec.name.rfind("cls.", 0) != 0) add_random_tensor(w, spec, type, a.seed, a.n_embd, false);
   w.write(a.out);
   std::fprintf(stderr, "wrote %s: bert, %lld layers, n_embd %lld, %lld tensors, vocab %lld (%s)\n", a.out.c_str(),
                static_cast<long long>(a.n_layer), static_cast<long long>(a.n_embd),
@@ -403,7 +422,9 @@ hai::cli::Register reg([](CLI::App& app) {
   sub->add_option("--head-dim", a->head_dim, "Head size (default n_embd / n_head; qwen3 may differ)");
   sub->add_option("--rope-base", a->rope_base, "RoPE frequency base (default 10000 llama, 1e6 qwen)");
   sub->add_option("--rms-eps", a->rms_eps, "RMSNorm epsilon (default 1e-5 llama, 1e-6 qwen); bert: LayerNorm epsilon (1e-12)");
-  sub->add_option("--pooling", a->pooling, "bert: bert.pooling_type, 0 none, 1 mean, 2 cls (default), 3 last");
+  sub->add_option("--pooling", a->pooling_name,
+                  "bert: bert.pooling_type, none|0, mean|1, cls|2 (default), last|3, rank|4 (a reranker: adds the "
+                  "classification head cls.*)");
   auto* t = sub->add_flag("--tied", a->tied, "Output matrix tied to the token embedding (default for qwen2/qwen3)");
   sub->add_flag("--no-tied", a->no_tied, "Separate output matrix (default for llama)")->excludes(t);
   sub->add_option("--ctx", a->ctx, "Training context length (default 4096)");
@@ -413,7 +434,10 @@ hai::cli::Register reg([](CLI::App& app) {
   sub->add_option("--vocab", a->vocab, "Vocabulary: a GGUF with tokenizer.ggml.* keys, or a tokenizer.json")->required();
   sub->add_option("--vocab-pre", a->vocab_pre, "tokenizer.ggml.pre for a tokenizer.json (default: recognised from its regex)");
   sub->add_option("OUT", a->out, "Output GGUF file")->required();
-  sub->callback([a] { synth(*a); });
+  sub->callback([a] {
+    a->pooling = parse_pooling(a->pooling_name);
+    synth(*a);
+  });
 });
 
 }  // namespace

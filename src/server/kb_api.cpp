@@ -1,6 +1,7 @@
 #include "server/kb_api.h"
 
 #include "engine/common/error.h"
+#include "engine/model/rerank.h"
 #include "kb/knowledge_base.h"
 #include "server/api_error.h"
 
@@ -10,6 +11,14 @@ namespace {
 Json hit_json(const kb::Hit& h) {
   return Json{{"doc", h.doc},     {"chunk", h.chunk_id}, {"text", h.text},   {"score", h.score},
               {"page", h.page},   {"heading", h.heading}, {"start", h.start}, {"end", h.end}};
+}
+
+Json reranked_json(const kb::RerankedHit& r) {
+  Json j = hit_json(r.hit);
+  j["rerank_score"] = r.hit.score;
+  j["retrieval_rank"] = r.retrieval_rank;
+  j["retrieval_score"] = r.retrieval_score;
+  return j;
 }
 
 std::string required_string(const Json& body, const char* key) {
@@ -163,14 +172,69 @@ Json KbApi::remove_document(const std::string& name, const std::string& doc) {
   return Json{{"name", doc}, {"deleted", true}, {"chunks", chunks}};
 }
 
+void KbApi::set_reranker(std::shared_ptr<model::Reranker> r) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!r) {
+    server_rerank_ = nullptr;
+    return;
+  }
+  server_rerank_ = [r](const std::string& query, const std::vector<std::string>& passages) {
+    std::vector<double> out;
+    for (const model::RerankScore& s : r->score(query, passages)) out.push_back(s.score);
+    return out;
+  };
+}
+
+KbApi::Rerank KbApi::rerank_for(const std::string& name, const Json& body) {
+  Rerank r;
+  int want = -1;  // -1 unsaid, 0 no, 1 yes
+  if (auto it = body.find("rerank"); it != body.end() && !it->is_null()) {
+    if (!it->is_boolean()) throw ApiError::invalid("'rerank' must be a boolean", "rerank");
+    want = it->get<bool>() ? 1 : 0;
+  }
+  int top = 0;
+  if (auto it = body.find("rerank_top"); it != body.end() && !it->is_null()) {
+    if (!it->is_number_integer() || it->get<int64_t>() < 1 || it->get<int64_t>() > 1000)
+      throw ApiError::invalid("'rerank_top' must be an integer between 1 and 1000", "rerank_top");
+    top = int(it->get<int64_t>());
+  }
+  if (want == 0) return r;
+  const kb::RerankConfig cfg = kb::GetRerankConfig(dir_, name);
+  r.top = top > 0 ? top : cfg.top;
+  if (!cfg.model.empty()) {
+    auto it = loaded_.find(cfg.model);
+    if (it == loaded_.end()) {
+      try {
+        it = loaded_.emplace(cfg.model, kb::LoadReranker(cfg.model)).first;
+      } catch (const Error& e) {
+        throw ApiError::invalid("the reranker of knowledge base '" + name + "' cannot be loaded: " + e.what(),
+                                "rerank");
+      }
+    }
+    r.fn = it->second;
+  } else if (want == 1) {
+    if (!server_rerank_)
+      throw ApiError::invalid("'rerank': knowledge base '" + name +
+                                  "' has no reranker and the server has none (--rerank-model)",
+                              "rerank");
+    r.fn = server_rerank_;
+  }
+  return r;
+}
+
 Json KbApi::search(const std::string& name, const Json& body) {
   std::string query = required_string(body, "query");
   kb::SearchOptions o = search_options(body);
   std::lock_guard<std::mutex> lock(mu_);
   require(name);
+  const Rerank rr = rerank_for(name, body);
   auto k = kb::KnowledgeBase::Open(dir_, name);
   Json data = Json::array();
-  for (const auto& h : k->Search(query, o)) data.push_back(hit_json(h));
+  if (rr.fn) {
+    for (const auto& h : kb::SearchReranked(*k, query, o, rr.fn, rr.top)) data.push_back(reranked_json(h));
+  } else {
+    for (const auto& h : k->Search(query, o)) data.push_back(hit_json(h));
+  }
   return Json{{"object", "list"}, {"data", data}};
 }
 
@@ -179,8 +243,9 @@ Json KbApi::ask(const std::string& name, const Json& body) {
   kb::SearchOptions o = search_options(body);
   std::lock_guard<std::mutex> lock(mu_);
   require(name);
+  const Rerank rr = rerank_for(name, body);
   auto k = kb::KnowledgeBase::Open(dir_, name);
-  kb::Answer a = k->Ask(question, o);
+  kb::Answer a = rr.fn ? kb::AskReranked(*k, question, o, rr.fn, rr.top) : k->Ask(question, o);
   Json sources = Json::array();
   for (const auto& h : a.sources) sources.push_back(hit_json(h));
   return Json{{"answer", a.text}, {"sources", sources}};

@@ -9,17 +9,32 @@
 //   GET    /v1/kb/NAME/documents           documents       -> {"object":"list","data":[{id,name,type,bytes,chunks,...}]}
 //   POST   /v1/kb/NAME/documents           upload          multipart "file", or JSON {name, content_base64 | content}
 //   DELETE /v1/kb/NAME/documents/DOC       remove_document -> {name,deleted:true,chunks}
-//   POST   /v1/kb/NAME/search {query, top_k}               -> {"object":"list","data":[hits]}
-//   POST   /v1/kb/NAME/ask    {question, top_k}            -> {answer, sources:[hits]}
+//   POST   /v1/kb/NAME/search {query, top_k, rerank?, rerank_top?}    -> {"object":"list","data":[hits]}
+//   POST   /v1/kb/NAME/ask    {question, top_k, rerank?, rerank_top?} -> {answer, sources:[hits]}
+//
+// Reranking (kb/rerank.h): a knowledge base configured with a reranker
+// (`hai kb reranker`) reranks its candidates unless "rerank": false; with
+// "rerank": true and none configured, the server's reranker (--rerank-model)
+// is used, else 400. "rerank_top" (1-1000) sets how many candidates are
+// reranked. Reranked hits carry "rerank_score" (= "score"),
+// "retrieval_rank" and "retrieval_score".
 //
 // The knowledge base is not thread-safe, so calls are serialized here (one
 // at a time; they are short compared to generation).
 #pragma once
 
+#include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 
+#include "kb/rerank.h"
+
 #include <nlohmann/json.hpp>
+
+namespace hai::model {
+class Reranker;
+}
 
 namespace hai::server {
 
@@ -41,9 +56,20 @@ class KbApi {
   Json ask(const std::string& name, const Json& body);
 
   const std::string& data_dir() const { return dir_; }
+  // The server's reranker, used for "rerank": true when the knowledge base
+  // has none configured.
+  void set_reranker(std::shared_ptr<model::Reranker> r);
 
  private:
   void require(const std::string& name);  // 400 bad name, 404 missing
+  struct Rerank {
+    kb::RerankFn fn;  // empty: do not rerank
+    int top = kb::kDefaultRerankTop;
+  };
+  // The reranking a search / ask body asks for on knowledge base `name`.
+  Rerank rerank_for(const std::string& name, const Json& body);
+  kb::RerankFn server_rerank_;
+  std::map<std::string, kb::RerankFn> loaded_;  // configured rerankers by path, loaded once
   std::string dir_;
   std::mutex mu_;
 };

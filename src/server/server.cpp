@@ -20,6 +20,7 @@
 #include "engine/gguf/gguf.h"
 #include "engine/grammar/grammar.h"
 #include "engine/model/embed.h"
+#include "engine/model/rerank.h"
 #include "engine/model/model.h"
 #include "engine/sched/scheduler.h"
 #include "engine/tokenizer/tokenizer.h"
@@ -27,6 +28,7 @@
 #include "server/api_error.h"
 #include "server/connection.h"
 #include "server/kb_api.h"
+#include "server/rerank_api.h"
 #include "server/metrics.h"
 #include "server/openai_request.h"
 #include "server/openai_response.h"
@@ -108,6 +110,8 @@ struct Server::Impl {
   std::unique_ptr<model::Embedder> decoder_embedder;
 
   std::unique_ptr<KbApi> kb;
+  // Reranking: -m MODEL when it is a reranker, or --rerank-model.
+  std::unique_ptr<RerankApi> rerank;
 
   Metrics metrics;
   httplib::Server http;
@@ -166,15 +170,33 @@ struct Server::Impl {
       if (!opt.embedding_model_path.empty())
         throw Error(opt.model_path + ": architecture \"" + arch +
                     "\" does not generate text; give it alone with -m to serve embeddings");
-      embedder = model::Embedder::load(opt.model_path, model::Embedder::Options{opt.n_threads});
-      embed_name = name;
+      if (model::Reranker::is_reranker(opt.model_path)) {
+        if (!opt.rerank_model_path.empty())
+          throw Error(opt.model_path + " is a reranker: give it alone with -m, or another model with --rerank-model");
+        load_reranker(opt.model_path, name);
+      } else {
+        embedder = model::Embedder::load(opt.model_path, model::Embedder::Options{opt.n_threads});
+        embed_name = name;
+      }
     }
     kb = std::make_unique<KbApi>(opt.kb_dir.empty() ? kb::DefaultDataDir() : opt.kb_dir);
+    if (!opt.rerank_model_path.empty()) {
+      std::string rname = stem(opt.rerank_model_path);
+      if (rname == chat_name || rname == embed_name) rname += "-rerank";
+      load_reranker(opt.rerank_model_path, rname);
+    }
+    if (rerank) kb->set_reranker(rerank->shared_reranker());
     if (!opt.embedding_model_path.empty()) {
       embedder = model::Embedder::load(opt.embedding_model_path, model::Embedder::Options{opt.n_threads});
       embed_name = stem(opt.embedding_model_path);
       if (embed_name == chat_name) embed_name += "-embedding";
     }
+  }
+
+  void load_reranker(const std::string& path, const std::string& name) {
+    model::Reranker::Options ro;
+    ro.n_threads = opt.n_threads;
+    rerank = std::make_unique<RerankApi>(std::shared_ptr<model::Reranker>(model::Reranker::load(path, ro)), name);
   }
 
   // ---- helpers ----------------------------------------------------------
@@ -188,6 +210,9 @@ struct Server::Impl {
   void check_generation_model(const std::string& requested) const {
     if (!requested.empty() && requested != chat_name && !(requested == embed_name && !embed_name.empty()))
       throw ApiError::model_not_found(requested);
+    if (!scheduler && rerank && embed_name.empty())
+      throw ApiError::invalid("the model '" + rerank->name() + "' is a reranker; it serves /v1/rerank only", "model",
+                              "model_not_supported");
     if (!scheduler) {
       throw ApiError::invalid("the model '" + (requested.empty() ? embed_name : requested) +
                                   "' is an embedding model; it serves /v1/embeddings only",
@@ -746,6 +771,9 @@ struct Server::Impl {
 
   model::Embedder& embedder_for(const std::string& requested) {
     std::string name = requested;
+    if (!embedder && !model && rerank)
+      throw ApiError::invalid("the model '" + rerank->name() + "' is a reranker; it serves /v1/rerank only", "model",
+                              "model_not_supported");
     if (name.empty()) name = embedder ? embed_name : chat_name;
     if (embedder && name == embed_name) return *embedder;
     if (name != chat_name || !model) throw ApiError::model_not_found(name);
@@ -830,12 +858,14 @@ struct Server::Impl {
     Json data = Json::array();
     if (!chat_name.empty()) data.push_back(model_entry(chat_name));
     if (!embed_name.empty()) data.push_back(model_entry(embed_name));
+    if (rerank) data.push_back(model_entry(rerank->name()));
     res.set_content(dump_json(Json{{"object", "list"}, {"data", data}}), "application/json");
   }
 
   void handle_model(const httplib::Request& req, httplib::Response& res) {
     std::string name = req.matches[1];
-    if (name.empty() || (name != chat_name && name != embed_name)) throw ApiError::model_not_found(name);
+    if (name.empty() || (name != chat_name && name != embed_name && !(rerank && name == rerank->name())))
+      throw ApiError::model_not_found(name);
     res.set_content(dump_json(model_entry(name)), "application/json");
   }
 
@@ -869,6 +899,15 @@ struct Server::Impl {
 
   void handle_metrics(const httplib::Request&, httplib::Response& res) {
     res.set_content(metrics.render(gauges()), "text/plain; version=0.0.4; charset=utf-8");
+  }
+
+  // ---- reranking --------------------------------------------------------
+
+  void handle_rerank(const httplib::Request& req, httplib::Response& res) {
+    if (!rerank)
+      throw ApiError::invalid("this server has no reranker: start hai serve with --rerank-model FILE (or -m RERANKER)",
+                              "model", "model_not_supported");
+    res.set_content(dump_json(rerank->rerank(parse_body(req.body, Limits{}))), "application/json");
   }
 
   // ---- knowledge bases ---------------------------------------------------
@@ -1001,6 +1040,8 @@ struct Server::Impl {
     http.Delete(R"(/v1/kb/([^/]+)/documents/(.+))", wrap(&Impl::handle_kb_remove));
     http.Post(R"(/v1/kb/([^/]+)/search)", wrap(&Impl::handle_kb_search));
     http.Post(R"(/v1/kb/([^/]+)/ask)", wrap(&Impl::handle_kb_ask));
+    for (const char* path : {"/v1/rerank", "/rerank", "/v1/reranking", "/reranking"})
+      http.Post(path, wrap(&Impl::handle_rerank));
     // The same routes without the /v1 prefix, as llama.cpp's server has them.
     http.Post("/chat/completions", wrap(&Impl::handle_chat));
     http.Post("/completions", wrap(&Impl::handle_completion));

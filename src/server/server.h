@@ -14,6 +14,8 @@
 //   POST /v1/chat/completions         messages, stream, tools, response_format, n, logprobs, ...
 //   POST /v1/completions              prompt (text, token ids or a batch), echo, logprobs
 //   POST /v1/embeddings               input (text, token ids or a batch), encoding_format
+//   POST /v1/rerank                   query, documents, top_n (rerank_api.h; also /rerank, /v1/reranking,
+//                                     /reranking) when the server has a reranker
 //   /v1/kb/...                        knowledge bases: create, upload, list, delete, search, ask (kb_api.h)
 //
 // Requests are parsed and checked on the HTTP worker thread (one per
@@ -36,9 +38,11 @@
 namespace hai::server {
 
 struct ServerOptions {
-  std::string model_path;              // a generative model (llama/qwen2/qwen3) or an embedding model (bert)
+  std::string model_path;              // a generative model (llama/qwen2/qwen3), an embedding model (bert) or a
+                                       // reranker (bert with a classification head: serves /v1/rerank)
   std::string model_name;              // the id clients use; default: the file name without .gguf
   std::string embedding_model_path;    // optional second model for /v1/embeddings
+  std::string rerank_model_path;       // optional reranker for /v1/rerank (and kb search "rerank": true)
   std::string chat_template_file;      // overrides the model's tokenizer.chat_template
   std::string host = "127.0.0.1";
   int port = 8080;                     // 0: any free port

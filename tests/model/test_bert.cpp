@@ -270,7 +270,7 @@ TEST_F(BertCopy, AbsurdLayerCount) {
 }
 
 TEST_F(BertCopy, UnsupportedPoolingAndCausal) {
-  expect_error(write([](gguf::Writer& w, const gguf::File&) { w.set("bert.pooling_type", gguf::Value::make_uint(gguf::ValueType::UINT32, 4)); }),
+  expect_error(write([](gguf::Writer& w, const gguf::File&) { w.set("bert.pooling_type", gguf::Value::make_uint(gguf::ValueType::UINT32, 5)); }),
                "bert.pooling_type");
   expect_error(write([](gguf::Writer& w, const gguf::File&) { w.set("bert.attention.causal", gguf::Value::make_bool(true)); }),
                "causal");

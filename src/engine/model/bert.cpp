@@ -98,9 +98,9 @@ BertHparams read_bert_hparams(const gguf::File& f) {
 
   if (const gguf::Value* v = f.find("bert.pooling_type")) {
     const int64_t p = v->as_int("bert.pooling_type");
-    if (p < 0 || p > 3)
+    if (p < 0 || p > 4)
       throw Error(f.path() + ": bert.pooling_type = " + std::to_string(p) +
-                  " is not supported (0 none, 1 mean, 2 cls, 3 last; 4 rank is for rerankers)");
+                  " is not supported (0 none, 1 mean, 2 cls, 3 last, 4 rank)");
     hp.pooling_type = static_cast<int>(p);
   }
   if (const gguf::Value* v = f.find("tokenizer.ggml.token_type_count")) {
@@ -116,6 +116,14 @@ BertHparams read_bert_hparams(const gguf::File& f) {
     throw Error(f.path() + ": tensor token_embd.weight has " + std::to_string(emb->shape.size()) +
                 " dimensions, expected 2");
   hp.n_vocab = emb->shape[1];
+  // The classifier's width is whatever cls.output.weight has (1 for a
+  // reranker, more for a sequence classifier; the score is the first).
+  if (const gguf::TensorInfo* out = f.find_tensor("cls.output.weight"); out && out->shape.size() == 2) {
+    if (out->shape[1] <= 0 || out->shape[1] > 65536)
+      throw Error(f.path() + ": tensor cls.output.weight has " + std::to_string(out->shape[1]) +
+                  " outputs, expected 1 to 65536");
+    hp.n_cls_out = out->shape[1];
+  }
   return hp;
 }
 
@@ -149,6 +157,12 @@ std::vector<TensorSpec> bert_expected_tensors(const BertHparams& hp) {
     vec(b + "layer_output_norm.weight", hp.n_embd);
     vec(b + "layer_output_norm.bias", hp.n_embd);
   }
+  // The classification head of a reranker (optional: an embedding model
+  // has none).
+  mat("cls.weight", hp.n_embd, hp.n_embd, /*required=*/false);
+  t.push_back({"cls.bias", {hp.n_embd}, false, false});
+  mat("cls.output.weight", hp.n_embd, hp.n_cls_out, /*required=*/false);
+  t.push_back({"cls.output.bias", {hp.n_cls_out}, false, false});
   return t;
 }
 
@@ -197,6 +211,19 @@ void BertModel::bind() {
     L.out_norm_w = bind(b + "layer_output_norm.weight");
     L.out_norm_b = bind(b + "layer_output_norm.bias");
   }
+  cls_w = bind("cls.weight");
+  cls_b = bind("cls.bias");
+  cls_out_w = bind("cls.output.weight");
+  cls_out_b = bind("cls.output.bias");
+  // Half a head is a broken file, not a model without one.
+  if (static_cast<bool>(cls_w) != static_cast<bool>(cls_b))
+    throw Error(f.path() + ": tensor " + std::string(cls_w ? "cls.bias" : "cls.weight") +
+                " is missing (the classification head needs cls.weight and cls.bias)");
+  if (static_cast<bool>(cls_out_w) != static_cast<bool>(cls_out_b))
+    throw Error(f.path() + ": tensor " + std::string(cls_out_w ? "cls.output.bias" : "cls.output.weight") +
+                " is missing (the classifier output needs cls.output.weight and cls.output.bias)");
+  if (cls_out_w && !cls_w)
+    throw Error(f.path() + ": tensor cls.output.weight without cls.weight: the classification head is incomplete");
 }
 
 BertEncoder::BertEncoder(const BertModel& model, int n_threads) : model_(model), hp_(model.hparams()) {
@@ -213,6 +240,46 @@ BertEncoder::~BertEncoder() = default;
 // The encoder over all n tokens of the batch (texts at start_[i] ..
 // start_[i+1]); see bert.h for the equations.
 void BertEncoder::encode(const std::vector<std::vector<int32_t>>& texts, std::vector<float>& hidden) {
+  run(texts, nullptr);
+  hidden.assign(x_.begin(), x_.begin() + start_.back() * hp_.n_embd);
+}
+
+void BertEncoder::encode(const std::vector<std::vector<int32_t>>& texts, const std::vector<std::vector<int32_t>>& types,
+                         std::vector<float>& hidden) {
+  run(texts, types.empty() ? nullptr : &types);
+  hidden.assign(x_.begin(), x_.begin() + start_.back() * hp_.n_embd);
+}
+
+// The classification head on the first hidden state of every text:
+//   c = tanh(h W_cls + b_cls);  out = c W_out + b_out;  score = out[0]
+// as llama.cpp's rank pooling (mul_mat, add, tanh, mul_mat, add).
+void BertEncoder::rank(const std::vector<std::vector<int32_t>>& texts, const std::vector<std::vector<int32_t>>& types,
+                       std::vector<float>& scores) {
+  const BertModel& m = model_;
+  if (!m.has_rank_head())
+    throw Error(m.file().path() + ": no classification head (cls.weight, cls.bias): not a reranker");
+  run(texts, types.empty() ? nullptr : &types);
+  const int64_t D = hp_.n_embd, n = static_cast<int64_t>(texts.size());
+  scores.clear();
+  if (n == 0) return;
+
+  std::vector<float> h(static_cast<size_t>(n * D));  // [n][n_embd]: each text's first token
+  for (int64_t i = 0; i < n; ++i)
+    std::copy_n(&x_[static_cast<size_t>(start_[i] * D)], D, &h[static_cast<size_t>(i * D)]);
+  std::vector<float> c(static_cast<size_t>(n * D));
+  matmul(m.cls_w, h.data(), n, c.data(), m.cls_b.f32(), act_, pfor_);
+  for (float& v : c) v = tanhf(v);
+  if (!m.cls_out_w) {
+    for (int64_t i = 0; i < n; ++i) scores.push_back(c[static_cast<size_t>(i * D)]);
+    return;
+  }
+  const int64_t K = hp_.n_cls_out;
+  std::vector<float> out(static_cast<size_t>(n * K));
+  matmul(m.cls_out_w, c.data(), n, out.data(), m.cls_out_b.f32(), act_, pfor_);
+  for (int64_t i = 0; i < n; ++i) scores.push_back(out[static_cast<size_t>(i * K)]);
+}
+
+void BertEncoder::run(const std::vector<std::vector<int32_t>>& texts, const std::vector<std::vector<int32_t>>* types) {
   const BertHparams& hp = hp_;
   const int64_t D = hp.n_embd, F = hp.n_ff;
 
@@ -229,8 +296,22 @@ void BertEncoder::encode(const std::vector<std::vector<int32_t>>& texts, std::ve
                     ")");
     start_.push_back(start_.back() + static_cast<int64_t>(t.size()));
   }
+  const int64_t n_types = model_.token_types ? model_.token_types.n_rows : 1;
+  if (types) {
+    if (types->size() != texts.size())
+      throw Error("token types given for " + std::to_string(types->size()) + " texts, but the batch has " +
+                  std::to_string(texts.size()));
+    for (size_t i = 0; i < texts.size(); ++i) {
+      if ((*types)[i].size() != texts[i].size())
+        throw Error("text " + std::to_string(i) + " has " + std::to_string(texts[i].size()) + " tokens but " +
+                    std::to_string((*types)[i].size()) + " token types");
+      for (int32_t y : (*types)[i])
+        if (y < 0 || y >= n_types)
+          throw Error("token type " + std::to_string(y) + " is out of the model's range [0, " +
+                      std::to_string(n_types) + ")");
+    }
+  }
   const int64_t n = start_.back();
-  hidden.clear();
   if (n == 0) return;
 
   x_.resize(static_cast<size_t>(n * D));
@@ -241,18 +322,23 @@ void BertEncoder::encode(const std::vector<std::vector<int32_t>>& texts, std::ve
   proj_.resize(x_.size());
   ff_.resize(static_cast<size_t>(n * F));
 
-  // Embeddings: token + token type 0 ("sentence A") + position, then LayerNorm.
-  std::vector<float> type0(static_cast<size_t>(D), 0.0f);
-  if (model_.token_types) dequantize_row(model_.token_types.type, model_.token_types.row(0), type0.data(), D);
+  // Embeddings: token + token type (0, "sentence A", unless given) + position,
+  // then LayerNorm.
+  std::vector<float> type_rows(static_cast<size_t>(n_types * D), 0.0f);
+  if (model_.token_types)
+    for (int64_t y = 0; y < n_types; ++y)
+      dequantize_row(model_.token_types.type, model_.token_types.row(y), &type_rows[static_cast<size_t>(y * D)], D);
   for (size_t i = 0; i < texts.size(); ++i) {
     const int64_t s = start_[i];
     pfor_(static_cast<int64_t>(texts[i].size()), [&](int64_t p0, int64_t p1) {
       std::vector<float> pos(static_cast<size_t>(D));
       for (int64_t p = p0; p < p1; ++p) {
         float* xr = &x_[static_cast<size_t>((s + p) * D)];
+        const int64_t y = types ? (*types)[i][static_cast<size_t>(p)] : 0;
+        const float* type = &type_rows[static_cast<size_t>(y * D)];
         embedding_row(model_.token_embd, texts[i][static_cast<size_t>(p)], xr);
         embedding_row(model_.position_embd, static_cast<int32_t>(p), pos.data());
-        for (int64_t j = 0; j < D; ++j) xr[j] = (xr[j] + type0[j]) + pos[j];
+        for (int64_t j = 0; j < D; ++j) xr[j] = (xr[j] + type[j]) + pos[j];
         bert_layer_norm(xr, xr, model_.embd_norm_w.f32(), model_.embd_norm_b.f32(), D, hp.norm_eps);
       }
     });
@@ -275,7 +361,6 @@ void BertEncoder::encode(const std::vector<std::vector<int32_t>>& texts, std::ve
     matmul(L.ffn_down, ff_.data(), n, proj_.data(), L.ffn_down_b.f32(), act_, pfor_);
     residual_norm(n, L.out_norm_w, L.out_norm_b);
   }
-  hidden.assign(x_.begin(), x_.begin() + n * D);
 }
 
 // x = LayerNorm(proj + x) * w + b for each of the n tokens.

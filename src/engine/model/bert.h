@@ -12,6 +12,17 @@
 // There is no final norm: the hidden states of the last layer are what the
 // Embedder pools (CLS: the first token; mean: all tokens).
 //
+// A reranker (cross-encoder, bert.pooling_type = 4 "rank") adds a
+// classification head on the hidden state h of the first token ([CLS]),
+// as llama.cpp's rank pooling computes it:
+//
+//   c     = tanh(h cls.weight + cls.bias)                  [n_embd]
+//   out   = c cls.output.weight + cls.output.bias          [n_cls_out]
+//   score = out[0]
+//
+// (a model without cls.output stops at c; its score is c[0]). Token types
+// other than 0 ("sentence B") are taken from the caller when it gives them.
+//
 // BertModel::load checks every key and tensor the forward pass relies on
 // (shapes implied by the hyper-parameters, computable types) and throws
 // hai::Error naming the file and the key / tensor, never a crash later.
@@ -38,7 +49,8 @@ struct BertHparams {
   int64_t n_head = 0;
   int64_t n_token_types = 2;  // tokenizer.ggml.token_type_count (rows of token_types)
   float norm_eps = 1e-12f;    // bert.attention.layer_norm_epsilon
-  int pooling_type = -1;      // bert.pooling_type (0 none, 1 mean, 2 cls, 3 last); -1 absent
+  int pooling_type = -1;      // bert.pooling_type (0 none, 1 mean, 2 cls, 3 last, 4 rank); -1 absent
+  int64_t n_cls_out = 1;      // rows of cls.output.weight (classifier outputs), 1 when absent
 
   int64_t head_dim() const { return n_embd / n_head; }
 };
@@ -74,6 +86,13 @@ class BertModel {
   Weight position_embd;  // [n_embd] x n_ctx_train rows
   Weight embd_norm_w, embd_norm_b;  // token_embd_norm: [n_embd]
   std::vector<BertLayer> layers;
+  // Classification head of a reranker (all optional; see the file comment).
+  Weight cls_w, cls_b;          // cls.weight [n_embd -> n_embd], cls.bias [n_embd]
+  Weight cls_out_w, cls_out_b;  // cls.output.weight [n_embd -> n_cls_out], cls.output.bias [n_cls_out]
+
+  // True when the file has the classification head rank scoring needs
+  // (cls.weight and cls.bias).
+  bool has_rank_head() const { return static_cast<bool>(cls_w) && static_cast<bool>(cls_b); }
 
  private:
   explicit BertModel(gguf::File file) : file_(std::move(file)) {}
@@ -100,10 +119,23 @@ class BertEncoder {
   // text, a text longer than n_ctx_train, or a token id outside the
   // vocabulary.
   void encode(const std::vector<std::vector<int32_t>>& texts, std::vector<float>& hidden);
+  // The same with a token type per token (types[i].size() == texts[i].size(),
+  // each in [0, n_token_types)); type 0 everywhere is what encode() without
+  // types adds. A model without token_types.weight accepts only type 0.
+  void encode(const std::vector<std::vector<int32_t>>& texts, const std::vector<std::vector<int32_t>>& types,
+              std::vector<float>& hidden);
+
+  // Rank scores, one per text: the encoder, then the classification head on
+  // each text's first hidden state (see the file comment). `types` as for
+  // encode (may be empty: all type 0). Throws hai::Error when the model has
+  // no cls.weight / cls.bias.
+  void rank(const std::vector<std::vector<int32_t>>& texts, const std::vector<std::vector<int32_t>>& types,
+            std::vector<float>& scores);
 
   const BertModel& model() const { return model_; }
 
  private:
+  void run(const std::vector<std::vector<int32_t>>& texts, const std::vector<std::vector<int32_t>>* types);
   void attention();
   void residual_norm(int64_t n, const Weight& w, const Weight& b);
 

@@ -7,7 +7,8 @@
 //
 // The pooling comes from the model's metadata (`<arch>.pooling_type`:
 // 0 none, 1 mean, 2 cls, 3 last); a model without it (or with 0, which
-// gives no text vector) uses `fallback` (mean unless asked otherwise), and
+// gives no text vector, or 4, a reranker's rank pooling: see rerank.h)
+// uses `fallback` (mean unless asked otherwise), and
 // Options::pooling overrides both. Vectors are returned as pooled, not
 // normalized, unless `normalize` is set (L2). Texts longer than n_ctx() are
 // cut to it, keeping a special token the vocabulary appends ([SEP], EOS) as
