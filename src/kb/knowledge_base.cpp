@@ -1003,8 +1003,12 @@ void KnowledgeBase::Rerank(const std::string& query, std::vector<std::pair<doubl
 Answer KnowledgeBase::Ask(const std::string& question, const SearchOptions& opt) {
   SearchOptions o = opt;
   o.top_k = std::min(opt.top_k, 3);
+  return AnswerFrom(question, Search(question, o));
+}
+
+Answer KnowledgeBase::AnswerFrom(const std::string& question, std::vector<Hit> sources) const {
   Answer a;
-  a.sources = Search(question, o);
+  a.sources = std::move(sources);
   if (a.sources.empty()) return a;
   auto qterms = analyzer_->QueryTerms(question);
   // From each cited passage, the sentences that share the most query terms
@@ -1012,25 +1016,25 @@ Answer KnowledgeBase::Ask(const std::string& question, const SearchOptions& opt)
   for (size_t i = 0; i < a.sources.size(); ++i) {
     std::u32string u = DecodeUtf8(a.sources[i].text);
     auto spans = SplitSentences(u);
+    auto sentence = [&](size_t j) { return EncodeUtf8(u.substr(spans[j].first, spans[j].second - spans[j].first)); };
     std::vector<std::pair<double, size_t>> scored;
     for (size_t j = 0; j < spans.size(); ++j) {
-      std::string sent = EncodeUtf8(u.substr(spans[j].first, spans[j].second - spans[j].first));
       std::set<std::string> seen;
       double sc = 0;
-      for (auto& t : analyzer_->Terms(sent)) {
+      for (auto& t : analyzer_->Terms(sentence(j))) {
         auto it = qterms.find(t);
         if (it != qterms.end() && seen.insert(t).second) sc += it->second;
       }
       if (sc > 0) scored.emplace_back(sc, j);
     }
-    std::sort(scored.begin(), scored.end(), [](auto& x, auto& y) { return x.first > y.first; });
+    std::stable_sort(scored.begin(), scored.end(), [](auto& x, auto& y) { return x.first > y.first; });
     if (scored.size() > 2) scored.resize(2);
     std::sort(scored.begin(), scored.end(), [](auto& x, auto& y) { return x.second < y.second; });
     std::string part;
     for (auto& [sc, j] : scored) {
       // A heading line or a list item has no final punctuation: keep a space.
       if (!part.empty() && !IsSentenceEnd(DecodeUtf8(part).back())) part += " ";
-      part += EncodeUtf8(u.substr(spans[j].first, spans[j].second - spans[j].first));
+      part += sentence(j);
     }
     if (part.empty()) part = a.sources[i].text;
     if (!a.text.empty()) a.text += "\n";

@@ -162,6 +162,10 @@ class KnowledgeBase {
   std::vector<Hit> Search(const std::string& query, const SearchOptions& opt = {});
   // Extractive answer: the best sentences of the best passages, cited.
   Answer Ask(const std::string& question, const SearchOptions& opt = {});
+  // The extractive answer over the given passages (which become the
+  // sources, [n] = sources[n-1]): from each, the (at most two) sentences
+  // sharing the most query terms, in passage order.
+  Answer AnswerFrom(const std::string& question, std::vector<Hit> sources) const;
 
   // The embedding model recorded at creation (or by Reembed); "" for none.
   std::string embed_model();

@@ -108,13 +108,27 @@ std::string ChatModel::Generate(const std::vector<int32_t>& prompt,
   return EncodeUtf8(DecodeUtf8(bytes));  // invalid sequences become U+FFFD
 }
 
+namespace {
+
+void CheckQuestion(const std::string& question) {
+  if (!IsValidUtf8(question)) throw Error("the question is not valid UTF-8");
+  if (Trim(question).empty()) throw Error("the question is empty");
+}
+
+}  // namespace
+
 GeneratedAnswer AskWithModel(KnowledgeBase& kb, ChatModel& model, const std::string& question,
                              const SearchOptions& opt, AnswerMode mode,
                              const std::function<void(const std::string&)>& on_text) {
-  if (!IsValidUtf8(question)) throw Error("the question is not valid UTF-8");
-  if (Trim(question).empty()) throw Error("the question is empty");
+  CheckQuestion(question);
+  return AnswerWithModel(model, question, kb.Search(question, opt), mode, on_text);
+}
+
+GeneratedAnswer AnswerWithModel(ChatModel& model, const std::string& question, std::vector<Hit> sources,
+                                AnswerMode mode, const std::function<void(const std::string&)>& on_text) {
+  CheckQuestion(question);
   GeneratedAnswer a;
-  a.sources = kb.Search(question, opt);
+  a.sources = std::move(sources);
   // Room for the answer: max_tokens, but at most a quarter of the context
   // (a longer answer stops when the context is full).
   const int64_t budget = model.n_ctx() - std::max<int64_t>(1, std::min<int64_t>(model.n_ctx() / 4, model.max_tokens()));

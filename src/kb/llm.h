@@ -85,5 +85,8 @@ struct GeneratedAnswer {
 GeneratedAnswer AskWithModel(KnowledgeBase& kb, ChatModel& model, const std::string& question,
                              const SearchOptions& opt, AnswerMode mode,
                              const std::function<void(const std::string&)>& on_text = nullptr);
+// The same over the given passages (sources[n-1] is [n]), e.g. reranked ones.
+GeneratedAnswer AnswerWithModel(ChatModel& model, const std::string& question, std::vector<Hit> sources,
+                                AnswerMode mode, const std::function<void(const std::string&)>& on_text = nullptr);
 
 }  // namespace hai::kb

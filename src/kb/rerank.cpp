@@ -4,12 +4,9 @@
 #include <cmath>
 #include <memory>
 #include <numeric>
-#include <set>
 
 #include "engine/common/error.h"
 #include "engine/model/rerank.h"
-#include "kb/analyzer.h"
-#include "kb/chunker.h"
 #include "kb/sqlite_db.h"
 #include "kb/text.h"
 
@@ -122,45 +119,11 @@ std::vector<RerankedHit> SearchReranked(KnowledgeBase& kb, const std::string& qu
   return out;
 }
 
-// The same selection as KnowledgeBase::Ask (which takes its sources from
-// Search and cannot be given others).
 Answer AskReranked(KnowledgeBase& kb, const std::string& question, const SearchOptions& opt, const RerankFn& fn,
                    int top_n) {
   SearchOptions o = opt;
   o.top_k = std::min(opt.top_k, 3);
-  Answer a;
-  a.sources = HitsOf(SearchReranked(kb, question, o, fn, top_n));
-  if (a.sources.empty()) return a;
-  static const Analyzer analyzer;  // its dictionaries load once
-  const std::map<std::string, double> qterms = analyzer.QueryTerms(question);
-  for (size_t i = 0; i < a.sources.size(); ++i) {
-    const std::u32string u = DecodeUtf8(a.sources[i].text);
-    const auto spans = SplitSentences(u);
-    auto sentence = [&](size_t j) { return EncodeUtf8(u.substr(spans[j].first, spans[j].second - spans[j].first)); };
-    std::vector<std::pair<double, size_t>> scored;  // (weight of the query terms it has, sentence)
-    for (size_t j = 0; j < spans.size(); ++j) {
-      std::set<std::string> seen;
-      double sc = 0;
-      for (const std::string& t : analyzer.Terms(sentence(j))) {
-        auto it = qterms.find(t);
-        if (it != qterms.end() && seen.insert(t).second) sc += it->second;
-      }
-      if (sc > 0) scored.emplace_back(sc, j);
-    }
-    std::stable_sort(scored.begin(), scored.end(), [](auto& x, auto& y) { return x.first > y.first; });
-    if (scored.size() > 2) scored.resize(2);
-    std::sort(scored.begin(), scored.end(), [](auto& x, auto& y) { return x.second < y.second; });
-    std::string part;
-    for (const auto& [sc, j] : scored) {
-      // A heading line or a list item has no final punctuation: keep a space.
-      if (!part.empty() && !IsSentenceEnd(DecodeUtf8(part).back())) part += " ";
-      part += sentence(j);
-    }
-    if (part.empty()) part = a.sources[i].text;
-    if (!a.text.empty()) a.text += "\n";
-    a.text += part + " [" + std::to_string(i + 1) + "]";
-  }
-  return a;
+  return kb.AnswerFrom(question, HitsOf(SearchReranked(kb, question, o, fn, top_n)));
 }
 
 GeneratedAnswer AskWithModelReranked(KnowledgeBase& kb, ChatModel& model, const std::string& question,
@@ -168,34 +131,7 @@ GeneratedAnswer AskWithModelReranked(KnowledgeBase& kb, ChatModel& model, const 
                                      const std::function<void(const std::string&)>& on_text) {
   if (!IsValidUtf8(question)) throw Error("the question is not valid UTF-8");
   if (Trim(question).empty()) throw Error("the question is empty");
-  GeneratedAnswer a;
-  a.sources = HitsOf(SearchReranked(kb, question, opt, fn, top_n));
-  // As AskWithModel: room for the answer is max_tokens, at most a quarter
-  // of the context; passages are cut shorter, then the last one dropped,
-  // until the prompt fits.
-  const int64_t budget = model.n_ctx() - std::max<int64_t>(1, std::min<int64_t>(model.n_ctx() / 4, model.max_tokens()));
-  std::vector<int32_t> tokens;
-  for (;;) {
-    bool fits = false;
-    for (int cut : {0, 600, 300, 150, 60}) {
-      a.prompt = model.Render(BuildAskMessages(question, a.sources, mode, cut));
-      tokens = model.Tokenize(a.prompt);
-      a.sources_chars = cut;
-      if (static_cast<int64_t>(tokens.size()) <= budget) {
-        fits = true;
-        break;
-      }
-    }
-    if (fits) break;
-    if (a.sources.size() <= 1)
-      throw Error("the question and one shortened source need " + std::to_string(tokens.size()) +
-                  " tokens, more than fit the model's context of " + std::to_string(model.n_ctx()) +
-                  " tokens with room for the answer");
-    a.sources.pop_back();
-  }
-  a.text = Trim(model.Generate(tokens, on_text));
-  a.cited = CitedSources(a.text, static_cast<int>(a.sources.size()));
-  return a;
+  return AnswerWithModel(model, question, HitsOf(SearchReranked(kb, question, opt, fn, top_n)), mode, on_text);
 }
 
 std::vector<Hit> HitsOf(const std::vector<RerankedHit>& reranked) {
