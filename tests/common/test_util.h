@@ -3,11 +3,13 @@
 #pragma once
 
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <sys/wait.h>
+#include <vector>
 
 namespace hai::test {
 
@@ -47,5 +49,16 @@ inline CommandResult run(const std::string& cmd) {
 
 // Runs the hai binary with the given (already shell-quoted) arguments.
 inline CommandResult run_hai(const std::string& args) { return run(hai_bin() + " " + args); }
+
+// Cosine similarity of two vectors of the same length, in double.
+inline double cosine(const std::vector<float>& a, const std::vector<float>& b) {
+  double ab = 0, aa = 0, bb = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    ab += double(a[i]) * b[i];
+    aa += double(a[i]) * a[i];
+    bb += double(b[i]) * b[i];
+  }
+  return ab / std::sqrt(aa * bb);
+}
 
 }  // namespace hai::test

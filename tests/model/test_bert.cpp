@@ -27,15 +27,7 @@ using hai::test::fixture;
 
 const std::string kBert = "models/tiny-bert-bge-f16.gguf";
 
-double cosine(const std::vector<float>& a, const std::vector<float>& b) {
-  double ab = 0, aa = 0, bb = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    ab += double(a[i]) * b[i];
-    aa += double(a[i]) * a[i];
-    bb += double(b[i]) * b[i];
-  }
-  return ab / std::sqrt(aa * bb);
-}
+using hai::test::cosine;
 
 nlohmann::json reference() {
   return nlohmann::json::parse(hai::test::read_file(fixture("reference/tiny-bert-bge-f16.embeddings.json")));
