@@ -9,10 +9,13 @@
 //
 //   build-*/benchmarks/bench_kernels --benchmark_filter='Matvec/q4_K'
 //   build-*/benchmarks/bench_kernels --benchmark_filter='GgmlOrder/Prefill64'
+//   build-*/benchmarks/bench_kernels --benchmark_filter='GgmlOrder/Decode'
 // (GgmlOrder/...: the model's bit-exact tiled kernels, one thread.)
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -156,6 +159,66 @@ void register_ggml_order() {
       }
 }
 
+// Decode as the model runs it: one token through 64 MiB of weights (twice
+// the last-level cache, so they stream from memory) in matrices of the
+// model's shapes, with the dispatched single-token products
+// (ggml_order::gemm -> gemv_avx512) and the rows split over 1 or 2 threads
+// in groups of 8 as model::matmul does. bytes_per_second against
+// `hai bench --bandwidth` says how close decode gets to the memory's limit.
+void run_decode_stream(benchmark::State& state, GgmlType t) {
+  namespace go = hai::model::ggml_order;
+  const bool k_quant = t == GgmlType::Q4_K || t == GgmlType::Q6_K;
+  const int64_t rows = k_quant ? 896 : 4864, cols = k_quant ? 4864 : 896;
+  const size_t row_bytes = hai::row_size(t, cols);
+  const Weights proto = make(t, 64, cols, 1);  // 64 distinct rows, copied over the matrices
+  const size_t matrix_bytes = row_bytes * static_cast<size_t>(rows);
+  const size_t n_matrices = ((size_t(64) << 20) + matrix_bytes - 1) / matrix_bytes;
+  std::vector<uint8_t> w(matrix_bytes * n_matrices);
+  for (size_t r = 0; r < w.size() / row_bytes; ++r)
+    std::memcpy(w.data() + r * row_bytes, proto.w.data() + (r * 7 % 64) * row_bytes, row_bytes);
+  std::vector<uint8_t> act = proto.act;
+  if (t == GgmlType::F16) {  // F16 weights take F16-rounded floats
+    std::vector<float> x(static_cast<size_t>(cols));
+    for (size_t i = 0; i < x.size(); ++i) x[i] = hai::fp16_to_fp32(hai::fp32_to_fp16(0.001f * static_cast<float>(i % 1000)));
+    act.assign(reinterpret_cast<const uint8_t*>(x.data()), reinterpret_cast<const uint8_t*>(x.data() + x.size()));
+  }
+  hai::ThreadPool pool(static_cast<int>(state.range(0)));
+  std::vector<float> out(static_cast<size_t>(rows));
+  constexpr int64_t kGroup = 8;
+  for (auto _ : state) {
+    for (size_t m = 0; m < n_matrices; ++m) {
+      pool.parallel_for(0, (rows + kGroup - 1) / kGroup, [&](int64_t g0, int64_t g1) {
+        const int64_t r0 = g0 * kGroup, r1 = std::min(rows, g1 * kGroup);
+        go::GemmArgs g;
+        g.n = cols;
+        g.w = w.data() + m * matrix_bytes + static_cast<size_t>(r0) * row_bytes;
+        g.w_stride = row_bytes;
+        g.n_rows = r1 - r0;
+        g.a = act.data();
+        g.a_stride = act.size();
+        g.n_tok = 1;
+        g.y = out.data() + r0;
+        g.ldy = static_cast<size_t>(rows);
+        go::gemm(t, g);
+      });
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(w.size()));
+}
+
+void register_decode_stream() {
+  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::F16}) {
+    const std::string name = "GgmlOrder/Decode/" + std::string(hai::type_name(t));
+    benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { run_decode_stream(st, t); })
+        ->Arg(1)
+        ->Arg(2)
+        ->ArgName("threads")
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  }
+}
+
 // Cost of one empty parallel job: what every matmul pays to wake and join
 // the workers.
 void BM_ThreadPoolEmptyJob(benchmark::State& state) {
@@ -171,6 +234,7 @@ BENCHMARK(BM_ThreadPoolEmptyJob)->Arg(1)->Arg(2)->ArgName("threads")->UseRealTim
 int main(int argc, char** argv) {
   register_all();
   register_ggml_order();
+  register_decode_stream();
   benchmark::Initialize(&argc, argv);
   benchmark::AddCustomContext("cpu", std::string(hai::cpu_description()));
   benchmark::RunSpecifiedBenchmarks();

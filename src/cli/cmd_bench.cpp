@@ -139,14 +139,15 @@ double kv_cache_mib(const hai::model::Hparams& hp, int64_t n_ctx, hai::model::Kv
   return double(hp.n_layer) * double(n_ctx) * double(hp.n_embd_k() + hp.n_embd_v()) * bytes_per_value / kMiB;
 }
 
-void print_bandwidth_only(int threads, double bw, bool json) {
+void print_bandwidth_only(int threads, const hai::BandwidthResult& bw, bool json) {
   if (json) {
     nlohmann::json out;
     out["threads"] = threads;
-    out["bandwidth_gbps"] = bw;
+    out["bandwidth_gbps"] = bw.gb_per_s;
+    out["bandwidth_kernel"] = bw.kernel;
     std::printf("%s\n", out.dump().c_str());
   } else {
-    std::printf("memory read bandwidth, %d threads: %.1f GB/s\n", threads, bw);
+    std::printf("memory read bandwidth, %d threads: %.1f GB/s (%s loads)\n", threads, bw.gb_per_s, bw.kernel.c_str());
   }
 }
 
@@ -166,7 +167,7 @@ void run_bench(const BenchOptions& o) {
   }
 
   if (o.model.empty()) {
-    print_bandwidth_only(threads, hai::measure_read_bandwidth(threads).gb_per_s, o.json);
+    print_bandwidth_only(threads, hai::measure_read_bandwidth(threads), o.json);
     return;
   }
 
@@ -198,7 +199,8 @@ void run_bench(const BenchOptions& o) {
   const double decode_gbps = double(decode_bytes_per_token(*model)) * tg.mean / 1e9;
   const double rss = peak_rss_mib();  // before the bandwidth buffer exists
   const double kv_mib = kv_cache_mib(hp, int64_t(std::max(o.pp, o.tg)) + 1, kv);
-  const double bw = o.bandwidth ? hai::measure_read_bandwidth(threads).gb_per_s : 0.0;
+  const hai::BandwidthResult bw_result = o.bandwidth ? hai::measure_read_bandwidth(threads) : hai::BandwidthResult{};
+  const double bw = bw_result.gb_per_s;
 
   nlohmann::json out;
   out["model"] = o.model;
@@ -222,6 +224,7 @@ void run_bench(const BenchOptions& o) {
   out["decode_gbps"] = decode_gbps;
   if (o.bandwidth) {
     out["bandwidth_gbps"] = bw;
+    out["bandwidth_kernel"] = bw_result.kernel;
     out["bandwidth_share"] = bw > 0 ? decode_gbps / bw : 0.0;
   }
   if (o.json) {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "engine/common/error.h"
+#include "engine/model/attention_kernels.h"
 #include "engine/model/ggml_order.h"
 #include "engine/quant/quant.h"
 
@@ -194,9 +195,11 @@ void Context::forward(int64_t n, Output what, float* out) {
 
     // Attention block.
     for (int64_t i = 0; i < n; ++i) rmsnorm(&xb_[i * D], &x_[i * D], L.attn_norm.f32(), D, hp.rms_eps);
-    matmul(L.wq, xb_.data(), n, q_.data(), L.bq ? L.bq.f32() : nullptr, act_, pfor_);
-    matmul(L.wk, xb_.data(), n, k_.data(), L.bk ? L.bk.f32() : nullptr, act_, pfor_);
-    matmul(L.wv, xb_.data(), n, v_.data(), L.bv ? L.bv.f32() : nullptr, act_, pfor_);
+    // q, k and v in one parallel loop (one wake-up of the pool, not three).
+    matmul_group({{&L.wq, q_.data(), L.bq ? L.bq.f32() : nullptr},
+                  {&L.wk, k_.data(), L.bk ? L.bk.f32() : nullptr},
+                  {&L.wv, v_.data(), L.bv ? L.bv.f32() : nullptr}},
+                 xb_.data(), n, act_, pfor_);
     for (int64_t i = 0; i < n; ++i) {
       for (int64_t h = 0; h < hp.n_head; ++h) {
         float* qh = &q_[(i * hp.n_head + h) * hp.head_dim_k];
@@ -219,8 +222,8 @@ void Context::forward(int64_t n, Output what, float* out) {
     // small (the matmuls walk tokens in smaller blocks anyway).
     for (int64_t c0 = 0; c0 < n; c0 += kFfnChunk) {
       const int64_t m = std::min(kFfnChunk, n - c0);
-      matmul(L.ffn_gate, &xb_[c0 * D], m, gate_.data(), nullptr, act_, pfor_);
-      matmul(L.ffn_up, &xb_[c0 * D], m, up_.data(), nullptr, act_, pfor_);
+      matmul_group({{&L.ffn_gate, gate_.data(), nullptr}, {&L.ffn_up, up_.data(), nullptr}}, &xb_[c0 * D], m, act_,
+                   pfor_);
       swiglu_rows(m);
       matmul(L.ffn_down, gate_.data(), m, &proj_[c0 * D], nullptr, act_, pfor_);
     }
@@ -260,10 +263,10 @@ void Context::swiglu_rows(int64_t n) {
 // and V are stored as F16; the query is rounded to F16 for Q.K
 // (ggml_vec_dot_f16); the softmax uses ggml's vector expf; the F32
 // probabilities multiply the F16 values in 16 lanes (tinyBLAS), over the
-// positions padded to a multiple of 16 with zeros.
+// positions padded to a multiple of 16 with zeros. The products of one query
+// with all keys, and of the probabilities with all value rows, are computed
+// many at a time (attention_kernels.h), each with the same bits.
 namespace {
-
-float round_f16(float x) { return fp16_to_fp32(fp32_to_fp16(x)); }
 
 // F16 x F16 product in tinyBLAS's order (the second operand given as floats
 // that are F16 values); ggml_vec_dot_f16's order when n is not a multiple of 16.
@@ -303,17 +306,24 @@ void Context::attention(int64_t layer, int64_t n) {
       const int64_t n_kv = pos_[i] + 1;             // causal: positions 0 .. pos
       const int64_t n_pad = (n_kv + 15) / 16 * 16;  // <= v_stride
       const float* qh = &q_[(i * hp.n_head + h) * hd_k];
-      for (int64_t d = 0; d < hd_k; ++d) q[d] = round_f16(qh[d]);
+      std::copy(qh, qh + hd_k, q.begin());
+      attn::round_f16(q.data(), hd_k);
 
       // prob[j] = softmax_j(scale * q . k_j), rounded to F16
-      for (int64_t j = 0; j < n_kv; ++j) prob[j] = dot_f16_f32(hd_k, cache_.k(layer, s, j) + g * hd_k, q.data());
+      if (hd_k % 16 == 0) {
+        attn::scores_f16(hd_k, q.data(), cache_.k(layer, s, 0) + g * hd_k, static_cast<size_t>(hp.n_embd_k()), n_kv,
+                         prob.data());
+      } else {
+        for (int64_t j = 0; j < n_kv; ++j) prob[j] = dot_f16_f32(hd_k, cache_.k(layer, s, j) + g * hd_k, q.data());
+      }
       softmax_scaled(prob.data(), n_kv, scale);
-      for (int64_t j = 0; j < n_kv; ++j) prob[j] = round_f16(prob[j]);
+      attn::round_f16(prob.data(), n_kv);
       std::fill(prob.begin() + n_kv, prob.begin() + n_pad, 0.0f);
 
       // out[d] = sum_j prob[j] * v_j[d]
       float* out = &att_[(i * hp.n_head + h) * hd_v];
-      for (int64_t d = 0; d < hd_v; ++d) out[d] = dot_f16_f32(n_pad, cache_.v(layer, s, g * hd_v + d), prob.data());
+      attn::values_f16(n_pad, prob.data(), cache_.v(layer, s, g * hd_v), static_cast<size_t>(cache_.v_stride()), hd_v,
+                       out);
     }
   });
 }

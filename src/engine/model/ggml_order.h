@@ -118,6 +118,11 @@ bool gemv_avx512(GgmlType type, const GemmArgs& g);
 float dot_f16_f32_portable(int64_t k, const uint16_t* w, const float* x);
 float dot_q8_0_portable(int64_t n, const void* w, const void* a);
 
+// out[i] = x[i] rounded to F16 and back, as fp16_to_fp32(fp32_to_fp16(x[i]))
+// (round to nearest even, NaN kept quiet), 16 at a time (F16C);
+// ggml_order_avx512.cpp, call only when have_avx512(). x == out allowed.
+void round_f16_n_avx512(const float* x, float* out, int64_t n);
+
 // The AVX-512 versions (ggml_order_avx512.cpp); call only when the CPU has it.
 float dot_f16_f32_avx512(int64_t k, const uint16_t* w, const float* x);
 float dot_q8_0_avx512(int64_t n, const void* w, const void* a);

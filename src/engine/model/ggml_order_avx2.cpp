@@ -12,16 +12,16 @@
 #include <cstring>
 
 #include "engine/model/ggml_order.h"
-#include "engine/quant/quant.h"
 
 namespace hai::model::ggml_order {
 
 namespace {
 
+// F16C's conversion: exact, as fp16_to_fp32, without the call.
 inline float load_f16(const uint8_t* p) {
   uint16_t h;
   std::memcpy(&h, p, 2);
-  return fp16_to_fp32(h);
+  return _cvtsh_ss(h);
 }
 
 inline __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
@@ -44,18 +44,6 @@ inline float hsum8(__m256 acc) {
   return s0 + s1;
 }
 
-// The 8 Q4_K sub-block scales and mins of one super-block (6 bits each).
-inline void q4k_scales(const uint8_t* sc, int scale[8], int min[8]) {
-  for (int j = 0; j < 4; ++j) {
-    scale[j] = sc[j] & 63;
-    min[j] = sc[j + 4] & 63;
-  }
-  for (int j = 4; j < 8; ++j) {
-    scale[j] = (sc[j + 4] & 0xF) | ((sc[j - 4] >> 6) << 4);
-    min[j] = (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4);
-  }
-}
-
 struct BlockQ8K {
   float d;
   int8_t qs[256];
@@ -64,19 +52,39 @@ struct BlockQ8K {
 
 }  // namespace
 
+// The 8 Q4_K sub-block scales (bytes 0-7) and mins (bytes 8-15) of one
+// super-block, 6 bits each in 12 bytes: the same values as q4k_scales, a
+// word at a time.
+inline void q4k_scales_mins(const uint8_t* sc, uint8_t out[16]) {
+  constexpr uint32_t kLow6 = 0x3f3f3f3f, kLow4 = 0x0f0f0f0f, kLow2 = 0x03030303;
+  uint32_t u[4];
+  std::memcpy(u, sc, 12);
+  u[3] = ((u[2] >> 4) & kLow4) | (((u[1] >> 6) & kLow2) << 4);  // mins 4-7
+  const uint32_t mins_0_3 = u[1] & kLow6;
+  u[1] = (u[2] & kLow4) | (((u[0] >> 6) & kLow2) << 4);  // scales 4-7
+  u[2] = mins_0_3;
+  u[0] &= kLow6;  // scales 0-3
+  std::memcpy(out, u, 16);
+}
+
 // Per 32 weights: unsigned levels x signed activations, 2 bytes per int16
 // (maddubs; no saturation: |15 * 128 * 2| < 2^15), then times the sub-block
 // scale and 2 int16 per int32 (madd): int32 lane l holds bytes 4l..4l+3.
+// The mins: m < 4 takes min[2m] * (bsums[4m] + bsums[4m+1]) + min[2m+1] *
+// (bsums[4m+2] + bsums[4m+3]), one madd of the 8 mins with the 8 pair sums
+// of bsums (each fits in int16: |2 * 16 * 128| < 2^15), and is fused-added
+// into its own float lane, as in the portable kernel.
 float dot_q4_k_avx2(int64_t n, const void* w, const void* a) {
   const uint8_t* x = static_cast<const uint8_t*>(w);
   const BlockQ8K* y = static_cast<const BlockQ8K*>(a);
   const __m256i low4 = _mm256_set1_epi8(0x0F);
+  const __m128i ones16 = _mm_set1_epi16(1);
   __m256 acc = _mm256_setzero_ps();
-  float acc_m[4] = {0, 0, 0, 0};
+  __m128 acc_m = _mm_setzero_ps();
   for (int64_t i = 0; i < n / 256; ++i, x += 144) {
     const float dw = load_f16(x), dminw = load_f16(x + 2);
-    int scale[8], min[8];
-    q4k_scales(x + 4, scale, min);
+    alignas(16) uint8_t sm[16];
+    q4k_scales_mins(x + 4, sm);
     const uint8_t* qs = x + 16;
     const int8_t* q8 = y[i].qs;
     __m256i lanes = _mm256_setzero_si256();
@@ -86,20 +94,23 @@ float dot_q4_k_avx2(int64_t n, const void* w, const void* a) {
       const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
       const __m256i p_lo = _mm256_maddubs_epi16(lo, load32(q8 + 64 * j));
       const __m256i p_hi = _mm256_maddubs_epi16(hi, load32(q8 + 64 * j + 32));
-      lanes = _mm256_add_epi32(lanes, _mm256_madd_epi16(p_lo, _mm256_set1_epi16(static_cast<int16_t>(scale[2 * j]))));
-      lanes = _mm256_add_epi32(lanes, _mm256_madd_epi16(p_hi, _mm256_set1_epi16(static_cast<int16_t>(scale[2 * j + 1]))));
+      lanes = _mm256_add_epi32(lanes, _mm256_madd_epi16(p_lo, _mm256_set1_epi16(sm[2 * j])));
+      lanes = _mm256_add_epi32(lanes, _mm256_madd_epi16(p_hi, _mm256_set1_epi16(sm[2 * j + 1])));
     }
     const float d = y[i].d * dw;
     acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(lanes), acc);
+    const __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm + 8)));
+    const __m128i bsums = _mm_loadu_si128(reinterpret_cast<const __m128i*>(y[i].bsums));  // bsums 0..7
+    const __m128i bsums_hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(y[i].bsums + 8));
+    // Pair sums of bsums: k < 8 holds bsums[2k] + bsums[2k+1].
+    const __m128i pairs = _mm_packs_epi32(_mm_madd_epi16(bsums, ones16), _mm_madd_epi16(bsums_hi, ones16));
+    const __m128i prod = _mm_madd_epi16(mins, pairs);
     const float dmin = -y[i].d * dminw;
-    for (int m = 0; m < 4; ++m) {
-      const int bs0 = y[i].bsums[4 * m] + y[i].bsums[4 * m + 1];
-      const int bs1 = y[i].bsums[4 * m + 2] + y[i].bsums[4 * m + 3];
-      const int prod = min[2 * m] * bs0 + min[2 * m + 1] * bs1;
-      acc_m[m] = std::fma(dmin, static_cast<float>(prod), acc_m[m]);
-    }
+    acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m);
   }
-  const float m0 = acc_m[0] + acc_m[2], m1 = acc_m[1] + acc_m[3];
+  alignas(16) float m[4];
+  _mm_store_ps(m, acc_m);
+  const float m0 = m[0] + m[2], m1 = m[1] + m[3];
   return hsum8(acc) + (m0 + m1);
 }
 

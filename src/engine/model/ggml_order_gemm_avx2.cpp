@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "engine/model/ggml_order.h"
+#include "engine/model/ggml_order_x86.h"
 
 namespace hai::model::ggml_order {
 
@@ -18,22 +19,6 @@ namespace {
 constexpr int kRows = 2;            // rows per tile (16 ymm registers in all)
 constexpr int kToks = 3;            // tokens per tile at most
 constexpr int64_t kTokBlock = 64;   // tokens whose activations stay in cache while the rows go by
-
-inline float load_f16(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return _cvtsh_ss(h);
-}
-
-inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
-
-// hsum_float_8: r = high half + low half, then (r0 + r2) + (r1 + r3).
-inline float hsum8(__m256 acc) {
-  __m128 r = _mm_add_ps(_mm256_extractf128_ps(acc, 1), _mm256_castps256_ps128(acc));
-  r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-  r = _mm_add_ss(r, _mm_movehdup_ps(r));
-  return _mm_cvtss_f32(r);
-}
 
 struct Tile {
   int64_t n = 0;

@@ -31,63 +31,145 @@ void quantize_activations(GgmlType type, const float* x, void* dst, int64_t n) {
   quantize_activation_row(type, x, dst, n);
 }
 
-void matmul(const Weight& W, const float* x, int64_t n_tokens, float* y, const float* bias,
-            std::vector<uint8_t>& scratch, const ParallelFor& pfor) {
-  const int64_t n_in = W.n_cols, n_out = W.n_rows;
-  // F16 weights: activations rounded to F16, products summed in 16 lanes as
-  // llamafile's tinyBLAS does (the reference's path for these); other types:
-  // x[t] -> activation rows of vec_dot_type.
-  const bool f16 = W.type == GgmlType::F16 && n_in % 16 == 0;
-  const GgmlType act_type = f16 ? GgmlType::F32 : vec_dot_type(W.type);
-  const size_t act_row_bytes = f16 ? sizeof(float) * n_in : row_size(act_type, n_in);
-  if (scratch.size() < act_row_bytes * static_cast<size_t>(n_tokens)) scratch.resize(act_row_bytes * n_tokens);
-  uint8_t* xq = scratch.data();
-  pfor(n_tokens, [&](int64_t t0, int64_t t1) {
+namespace {
+
+// How the activations of a product with W are prepared. F16 weights:
+// floats rounded to F16, products summed in 16 lanes as llamafile's tinyBLAS
+// does (the reference's path for these); other types: rows of
+// vec_dot_type(W.type).
+struct ActivationFormat {
+  bool f16 = false;
+  GgmlType type = GgmlType::F32;
+  size_t row_bytes = 0;
+  bool operator==(const ActivationFormat& o) const { return f16 == o.f16 && type == o.type && row_bytes == o.row_bytes; }
+};
+
+ActivationFormat activation_format(const Weight& W) {
+  ActivationFormat f;
+  const int64_t n_in = W.n_cols;
+  f.f16 = W.type == GgmlType::F16 && n_in % 16 == 0;
+  f.type = f.f16 ? GgmlType::F32 : vec_dot_type(W.type);
+  f.row_bytes = f.f16 ? sizeof(float) * n_in : row_size(f.type, n_in);
+  return f;
+}
+
+// x [n_tokens][n_in] -> n_tokens activation rows of format f at xq.
+void convert_activations(const ActivationFormat& f, const float* x, int64_t n_in, int64_t n_tokens, uint8_t* xq,
+                         const ParallelFor& pfor) {
+  const auto convert = [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
-      if (f16) {
-        float* xr = reinterpret_cast<float*>(xq + t * act_row_bytes);
-        for (int64_t j = 0; j < n_in; ++j) xr[j] = fp16_to_fp32(fp32_to_fp16(x[t * n_in + j]));
+      if (f.f16) {
+        float* xr = reinterpret_cast<float*>(xq + t * f.row_bytes);
+        if (ggml_order::have_avx512()) {
+          ggml_order::round_f16_n_avx512(x + t * n_in, xr, n_in);
+        } else {
+          for (int64_t j = 0; j < n_in; ++j) xr[j] = fp16_to_fp32(fp32_to_fp16(x[t * n_in + j]));
+        }
       } else {
-        quantize_activations(act_type, x + t * n_in, xq + t * act_row_bytes, n_in);
+        quantize_activations(f.type, x + t * n_in, xq + t * f.row_bytes, n_in);
       }
     }
-  });
-  const auto add_bias = [&](int64_t r0, int64_t r1) {
-    if (!bias) return;
-    for (int64_t t = 0; t < n_tokens; ++t)
-      for (int64_t r = r0; r < r1; ++r) y[t * n_out + r] += bias[r];  // the same rounding as v + bias
   };
-  if (f16 || (W.type != GgmlType::F16 && ggml_order::gemm_has(W.type))) {
-    // The reference's accumulation order, in tiles of rows x tokens. The
-    // threads split the rows in groups of 8 (a multiple of every tile's
-    // height), and each walks all tokens, so a weight row is read from
-    // memory once per call (per block of tokens in prefill, from cache).
-    constexpr int64_t kGroup = 8;
-    pfor((n_out + kGroup - 1) / kGroup, [&](int64_t g0, int64_t g1) {
-      const int64_t r0 = g0 * kGroup, r1 = std::min(n_out, g1 * kGroup);
-      ggml_order::GemmArgs g;
-      g.n = n_in;
-      g.w = W.row(r0);
-      g.w_stride = W.row_bytes;
-      g.n_rows = r1 - r0;
-      g.a = xq;
-      g.a_stride = act_row_bytes;
-      g.n_tok = n_tokens;
-      g.y = y + r0;
-      g.ldy = static_cast<size_t>(n_out);
-      ggml_order::gemm(W.type, g);
-      add_bias(r0, r1);
-    });
-    return;
-  }
-  // Other types: hai::vec_dot, one output at a time, each weight row once
-  // for all tokens.
-  pfor(n_out, [&](int64_t r0, int64_t r1) {
+  // A few activation rows (decode: one) are converted on this thread: that
+  // takes a microsecond or two, less than waking the pool for it costs.
+  constexpr int64_t kSerialConvertValues = 8192;
+  if (n_tokens * n_in <= kSerialConvertValues)
+    run_serial(n_tokens, convert);
+  else
+    pfor(n_tokens, convert);
+}
+
+// The threads split a product's rows in groups of this many (a multiple of
+// every tile's height).
+constexpr int64_t kRowGroup = 8;
+
+int64_t row_groups(const Weight& W) { return (W.n_rows + kRowGroup - 1) / kRowGroup; }
+
+// Rows [r0, r1) of y = W x (+ bias) for every token, from the converted
+// activations xq (format f).
+void matmul_rows(const Weight& W, const ActivationFormat& f, const uint8_t* xq, int64_t n_tokens, float* y,
+                 const float* bias, int64_t r0, int64_t r1) {
+  const int64_t n_in = W.n_cols, n_out = W.n_rows;
+  if (f.f16 || (W.type != GgmlType::F16 && ggml_order::gemm_has(W.type))) {
+    // The reference's accumulation order, in tiles of rows x tokens; all
+    // tokens for these rows, so a weight row is read from memory once per
+    // call (per block of tokens in prefill, from cache).
+    ggml_order::GemmArgs g;
+    g.n = n_in;
+    g.w = W.row(r0);
+    g.w_stride = W.row_bytes;
+    g.n_rows = r1 - r0;
+    g.a = xq;
+    g.a_stride = f.row_bytes;
+    g.n_tok = n_tokens;
+    g.y = y + r0;
+    g.ldy = static_cast<size_t>(n_out);
+    ggml_order::gemm(W.type, g);
+  } else {
+    // Other types: hai::vec_dot, one output at a time, each weight row once
+    // for all tokens.
     for (int64_t r = r0; r < r1; ++r) {
       const void* w_row = W.row(r);
-      for (int64_t t = 0; t < n_tokens; ++t) y[t * n_out + r] = vec_dot(W.type, n_in, w_row, xq + t * act_row_bytes);
+      for (int64_t t = 0; t < n_tokens; ++t) y[t * n_out + r] = vec_dot(W.type, n_in, w_row, xq + t * f.row_bytes);
     }
-    add_bias(r0, r1);
+  }
+  if (bias) {
+    for (int64_t t = 0; t < n_tokens; ++t)
+      for (int64_t r = r0; r < r1; ++r) y[t * n_out + r] += bias[r];  // the same rounding as v + bias
+  }
+}
+
+}  // namespace
+
+void matmul(const Weight& W, const float* x, int64_t n_tokens, float* y, const float* bias,
+            std::vector<uint8_t>& scratch, const ParallelFor& pfor) {
+  const ActivationFormat f = activation_format(W);
+  if (scratch.size() < f.row_bytes * static_cast<size_t>(n_tokens)) scratch.resize(f.row_bytes * n_tokens);
+  uint8_t* xq = scratch.data();
+  convert_activations(f, x, W.n_cols, n_tokens, xq, pfor);
+  pfor(row_groups(W), [&](int64_t g0, int64_t g1) {
+    matmul_rows(W, f, xq, n_tokens, y, bias, g0 * kRowGroup, std::min(W.n_rows, g1 * kRowGroup));
+  });
+}
+
+void matmul_group(const std::vector<MatmulOut>& outs, const float* x, int64_t n_tokens,
+                  std::vector<uint8_t>& scratch, const ParallelFor& pfor) {
+  if (outs.empty()) return;
+  const int64_t n_in = outs[0].W->n_cols;
+  for (const MatmulOut& o : outs)
+    if (o.W->n_cols != n_in)
+      throw Error("matmul_group: weights of " + std::to_string(o.W->n_cols) + " and " + std::to_string(n_in) +
+                  " columns cannot share an input");
+  // One converted copy of x per distinct activation format.
+  std::vector<ActivationFormat> formats;
+  std::vector<size_t> format_of(outs.size()), offset_of;
+  size_t bytes = 0;
+  for (size_t i = 0; i < outs.size(); ++i) {
+    const ActivationFormat f = activation_format(*outs[i].W);
+    size_t k = 0;
+    while (k < formats.size() && !(formats[k] == f)) ++k;
+    if (k == formats.size()) {
+      formats.push_back(f);
+      offset_of.push_back(bytes);
+      bytes += f.row_bytes * static_cast<size_t>(n_tokens);
+    }
+    format_of[i] = k;
+  }
+  if (scratch.size() < bytes) scratch.resize(bytes);
+  for (size_t k = 0; k < formats.size(); ++k)
+    convert_activations(formats[k], x, n_in, n_tokens, scratch.data() + offset_of[k], pfor);
+  // The row groups of all products, one after the other, split in one loop.
+  std::vector<int64_t> first_group(outs.size() + 1, 0);
+  for (size_t i = 0; i < outs.size(); ++i) first_group[i + 1] = first_group[i] + row_groups(*outs[i].W);
+  pfor(first_group.back(), [&](int64_t g0, int64_t g1) {
+    for (size_t i = 0; i < outs.size(); ++i) {
+      const int64_t lo = std::max(g0, first_group[i]), hi = std::min(g1, first_group[i + 1]);
+      if (lo >= hi) continue;
+      const Weight& W = *outs[i].W;
+      const size_t k = format_of[i];
+      matmul_rows(W, formats[k], scratch.data() + offset_of[k], n_tokens, outs[i].y, outs[i].bias,
+                  (lo - first_group[i]) * kRowGroup, std::min(W.n_rows, (hi - first_group[i]) * kRowGroup));
+    }
   });
 }
 

@@ -29,11 +29,29 @@ void rmsnorm(float* out, const float* x, const float* w, int64_t n, float eps);
 // blocks; F16 for F16 weights) and the products are summed in the
 // reference's order (ggml_order.h) for F16, Q8_0, Q4_0, Q4_K and Q6_K, with
 // hai::vec_dot for the other types. Those five are computed in tiles of
-// rows x tokens (ggml_order::gemm), each output bit-identical to computing
-// it alone; the threads split the rows. `bias`, if given, is added.
-// `scratch` is reused between calls to hold the converted activations.
+// rows x tokens (ggml_order::gemm; one token, as in decode: its
+// single-token kernels), each output bit-identical to computing it alone;
+// the threads split the rows in groups of 8. A few activation rows (up to
+// 8192 values) are converted on the calling thread, more by the threads.
+// `bias`, if given, is added. `scratch` is reused between calls to hold the
+// converted activations.
 void matmul(const Weight& W, const float* x, int64_t n_tokens, float* y, const float* bias,
             std::vector<uint8_t>& scratch, const ParallelFor& pfor);
+
+// Several products of one input: outs[i].y = outs[i].W x (+ outs[i].bias),
+// with x [n_tokens][n_cols] (every W of the same n_cols). Each result is
+// bit-identical to matmul(*outs[i].W, x, ...); but x is converted once per
+// activation type, and the rows of all the products are split among the
+// threads in one parallel loop: one wake-up and one join of the pool
+// instead of one per product (decode: q, k, v; gate, up). Throws
+// hai::Error when the column counts differ.
+struct MatmulOut {
+  const Weight* W = nullptr;
+  float* y = nullptr;           // [n_tokens][W->n_rows]
+  const float* bias = nullptr;  // optional, [W->n_rows]
+};
+void matmul_group(const std::vector<MatmulOut>& outs, const float* x, int64_t n_tokens,
+                  std::vector<uint8_t>& scratch, const ParallelFor& pfor);
 
 // n activations -> vec_dot_type `type` as ggml's x86 CPU backend converts
 // them before a matrix product (for Q8_0/Q8_1 not quite the reference
