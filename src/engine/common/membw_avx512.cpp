@@ -17,7 +17,13 @@ uint64_t read_sum_avx512(const void* p, size_t bytes) {
   for (size_t i = 0; i < bytes; i += 256)
     for (int k = 0; k < 4; ++k) acc[k] = _mm512_add_epi64(acc[k], _mm512_load_si512(c + i + 64 * k));
   const __m512i s = _mm512_add_epi64(_mm512_add_epi64(acc[0], acc[1]), _mm512_add_epi64(acc[2], acc[3]));
-  return static_cast<uint64_t>(_mm512_reduce_add_epi64(s));
+  // The lanes summed as unsigned words (wrapping, as the portable loop):
+  // _mm512_reduce_add_epi64 adds them as signed, which may overflow.
+  alignas(64) uint64_t lanes[8];
+  _mm512_store_si512(lanes, s);
+  uint64_t sum = 0;
+  for (uint64_t v : lanes) sum += v;
+  return sum;
 }
 
 }  // namespace hai
