@@ -188,15 +188,7 @@ TEST_P(ForwardBatch, BatchErrorsLeaveTheCacheUntouched) {
   EXPECT_THROW(Context(*model_, 8, 1, 0), Error);
 }
 
-double cosine(const std::vector<float>& a, const std::vector<float>& b) {
-  double ab = 0, aa = 0, bb = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    ab += double(a[i]) * b[i];
-    aa += double(a[i]) * a[i];
-    bb += double(b[i]) * b[i];
-  }
-  return ab / std::sqrt(aa * bb);
-}
+using hai::test::cosine;
 
 int64_t argmax(const std::vector<float>& v) { return std::max_element(v.begin(), v.end()) - v.begin(); }
 
