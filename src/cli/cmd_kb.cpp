@@ -286,32 +286,25 @@ hai::cli::Register reg([](CLI::App& app) {
     auto k = KnowledgeBase::Open(DataDir(*a), a->name);
     if (opt.mode != hai::kb::SearchMode::kBm25) AttachEmbedder(*k, *a);
     const ChosenReranker rr = ChooseReranker(*a, DataDir(*a));
+    // Reranked hits carry their retrieval rank; plain ones as retrieved.
+    std::vector<hai::kb::RerankedHit> hits;
     if (rr.fn) {
-      const auto reranked = hai::kb::SearchReranked(*k, a->query, opt, rr.fn, rr.top);
-      if (a->json) {
-        nlohmann::json j = nlohmann::json::array();
-        for (auto& r : reranked) j.push_back(RerankedJson(r));
-        std::printf("%s\n", j.dump(2).c_str());
-        return;
-      }
-      if (reranked.empty()) std::printf("no results\n");
-      for (size_t i = 0; i < reranked.size(); ++i)
-        std::printf("[%zu] %.3f  %s  (retrieval #%d)\n    %s\n", i + 1, reranked[i].hit.score,
-                    Location(reranked[i].hit).c_str(), reranked[i].retrieval_rank,
-                    Excerpt(reranked[i].hit.text, 200).c_str());
-      return;
+      hits = hai::kb::SearchReranked(*k, a->query, opt, rr.fn, rr.top);
+    } else {
+      for (auto& h : k->Search(a->query, opt)) hits.push_back({h, 0, 0.0});
     }
-    auto hits = k->Search(a->query, opt);
     if (a->json) {
       nlohmann::json j = nlohmann::json::array();
-      for (auto& h : hits) j.push_back(HitJson(h));
+      for (auto& r : hits) j.push_back(rr.fn ? RerankedJson(r) : HitJson(r.hit));
       std::printf("%s\n", j.dump(2).c_str());
       return;
     }
     if (hits.empty()) std::printf("no results\n");
-    for (size_t i = 0; i < hits.size(); ++i)
-      std::printf("[%zu] %.3f  %s\n    %s\n", i + 1, hits[i].score, Location(hits[i]).c_str(),
-                  Excerpt(hits[i].text, 200).c_str());
+    for (size_t i = 0; i < hits.size(); ++i) {
+      const std::string from = rr.fn ? "  (retrieval #" + std::to_string(hits[i].retrieval_rank) + ")" : "";
+      std::printf("[%zu] %.3f  %s%s\n    %s\n", i + 1, hits[i].hit.score, Location(hits[i].hit).c_str(), from.c_str(),
+                  Excerpt(hits[i].hit.text, 200).c_str());
+    }
   });
 
   auto* ask = kb->add_subcommand(

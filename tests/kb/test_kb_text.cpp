@@ -185,12 +185,21 @@ TEST(KbAnalyzer, HanBigramsForTheDualIndex) {
   EXPECT_TRUE(a.HanBigrams("English only").empty());
 }
 
+// Loads `text` as the analyser's synonym file (through a temporary file).
+static void LoadSynonymText(Analyzer& a, const std::string& text) {
+  static int counter = 0;
+  const std::string path = "/tmp/hai_kb_syn_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + ".txt";
+  std::ofstream(path) << text;
+  struct Remove {
+    std::string p;
+    ~Remove() { std::remove(p.c_str()); }
+  } remove{path};
+  a.LoadSynonyms(path);
+}
+
 TEST(KbAnalyzer, SynonymExpansionWeighsLess) {
   Analyzer a(Segmenter::FromWords({{"大模型", 100}, {"语言", 100}, {"模型", 100}}));
-  std::string path = "/tmp/hai_kb_syn_" + std::to_string(::getpid()) + ".txt";
-  std::ofstream(path) << "# comment\n大模型, LLM\n";
-  a.LoadSynonyms(path);
-  std::remove(path.c_str());
+  LoadSynonymText(a, "# comment\n大模型, LLM\n");
   auto q = a.QueryTerms("什么是LLM");
   ASSERT_TRUE(q.count("llm"));
   EXPECT_EQ(q["llm"], 1.0);
@@ -202,10 +211,7 @@ TEST(KbAnalyzer, SynonymExpansionWeighsLess) {
 TEST(KbAnalyzer, OneCharacterMemberMustBeAWordOfTheQuery) {
   // "车" inside "车间" (a word of its own) is not the car of "车,汽车".
   Analyzer a(Segmenter::FromWords({{"车间", 100}, {"汽车", 100}, {"买", 100}, {"大模型", 100}, {"大型", 100}}));
-  std::string path = "/tmp/hai_kb_syn1_" + std::to_string(::getpid()) + ".txt";
-  std::ofstream(path) << "车,汽车\n大,大型\n";
-  a.LoadSynonyms(path);
-  std::remove(path.c_str());
+  LoadSynonymText(a, "车,汽车\n大,大型\n");
   EXPECT_FALSE(a.QueryTerms("车间").count("汽车"));
   EXPECT_FALSE(a.QueryTerms("大模型").count("大型"));
   auto q = a.QueryTerms("买车");
@@ -218,10 +224,7 @@ TEST(KbAnalyzer, OneCharacterMemberMustBeAWordOfTheQuery) {
 
 TEST(KbAnalyzer, LatinMemberMustBeAWholeWord) {
   Analyzer a(Segmenter::FromWords({{"增强现实", 100}}));
-  std::string path = "/tmp/hai_kb_syn3_" + std::to_string(::getpid()) + ".txt";
-  std::ofstream(path) << "增强现实,AR\n";
-  a.LoadSynonyms(path);
-  std::remove(path.c_str());
+  LoadSynonymText(a, "增强现实,AR\n");
   EXPECT_FALSE(a.QueryTerms("large model").count("增强现实"));
   EXPECT_FALSE(a.QueryTerms("ARM芯片").count("增强现实"));
   EXPECT_TRUE(a.QueryTerms("AR眼镜").count("增强现实"));
@@ -230,9 +233,7 @@ TEST(KbAnalyzer, LatinMemberMustBeAWholeWord) {
 
 TEST(KbAnalyzer, OneWayGroups) {
   Analyzer a(Segmenter::FromWords({{"粮食", 100}, {"养料", 100}, {"数据", 100}, {"资料", 100}}));
-  std::string path = "/tmp/hai_kb_syn2_" + std::to_string(::getpid()) + ".txt";
-  std::ofstream(path) << "粮食, 养料 => 数据, 资料  # metaphors lead to the plain words\n";
-  a.LoadSynonyms(path);
+  LoadSynonymText(a, "粮食, 养料 => 数据, 资料  # metaphors lead to the plain words\n");
   auto q = a.QueryTerms("AI的粮食");
   EXPECT_EQ(q["养料"], 0.5);
   EXPECT_EQ(q["数据"], 0.5);
@@ -244,11 +245,9 @@ TEST(KbAnalyzer, OneWayGroups) {
   EXPECT_FALSE(q.count("资料"));
   // A '=>' needs words on both sides; the error names file and line.
   for (const char* bad : {"=> 数据\n", "粮食 =>\n", "a => b => c\n"}) {
-    std::ofstream(path) << "# ok\n" << bad;
-    std::string msg = hai::kbtest::ErrorOf([&] { a.LoadSynonyms(path); });
-    EXPECT_NE(msg.find(path + ":2:"), std::string::npos) << bad << " -> " << msg;
+    std::string msg = hai::kbtest::ErrorOf([&] { LoadSynonymText(a, std::string("# ok\n") + bad); });
+    EXPECT_NE(msg.find(".txt:2:"), std::string::npos) << bad << " -> " << msg;
   }
-  std::remove(path.c_str());
 }
 
 TEST(KbAnalyzer, QuestionFillersAreStopWords) {
