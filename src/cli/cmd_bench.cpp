@@ -16,6 +16,12 @@
 // times the tg speed: compared with the machine's read bandwidth it says how
 // close decoding is to its ceiling.
 //
+// weights_huge_pages is the share of the model file's resident pages that
+// the kernel maps with 2 MiB pages (-1: unknown). Decode streams the weights
+// from the file mapping: with 4 KiB pages it reads markedly slower (see
+// gguf::File::open), and which pages a file gets depends on how the page
+// cache first read it, so the figure explains run-to-run differences.
+//
 // peak_rss_mb is the process's peak resident set, read before the bandwidth
 // measurement (whose 1 GiB buffer would otherwise dominate it). The weights
 // are used in place from the file mapping, so it should stay close to the
@@ -198,6 +204,7 @@ void run_bench(const BenchOptions& o) {
   }
   const double decode_gbps = double(decode_bytes_per_token(*model)) * tg.mean / 1e9;
   const double rss = peak_rss_mib();  // before the bandwidth buffer exists
+  const double huge = model->file().huge_page_share();
   const double kv_mib = kv_cache_mib(hp, int64_t(std::max(o.pp, o.tg)) + 1, kv);
   const hai::BandwidthResult bw_result = o.bandwidth ? hai::measure_read_bandwidth(threads) : hai::BandwidthResult{};
   const double bw = bw_result.gb_per_s;
@@ -222,6 +229,7 @@ void run_bench(const BenchOptions& o) {
   out["kv_cache_mb"] = kv_mib;
   out["cache_type"] = hai::model::to_string(kv);
   out["decode_gbps"] = decode_gbps;
+  out["weights_huge_pages"] = huge;
   if (o.bandwidth) {
     out["bandwidth_gbps"] = bw;
     out["bandwidth_kernel"] = bw_result.kernel;
@@ -248,6 +256,7 @@ void run_bench(const BenchOptions& o) {
     std::printf("\n");
   }
   std::printf("peak RSS %.1f MiB (file %.1f MiB + KV cache %.1f MiB)\n", rss, file_mib(o.model), kv_mib);
+  if (huge >= 0) std::printf("weights mapped with 2 MiB pages: %.0f%% of the resident file\n", 100.0 * huge);
 }
 
 hai::cli::Register reg([](CLI::App& app) {

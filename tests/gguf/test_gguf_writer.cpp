@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 
@@ -193,6 +195,37 @@ TEST(GgufWriter, StreamedTensors) {
   shrink.add_tensor("s", GgmlType::F32, {4}, [](std::vector<uint8_t>& out) { out.resize(3); });
   EXPECT_THROW(shrink.write(tmp_path("shrink.gguf")), Error);
   EXPECT_FALSE(std::filesystem::exists(tmp_path("shrink.gguf")));
+}
+
+// A file of several huge pages is mapped at a 2 MiB-aligned address (so the
+// kernel can use 2 MiB pages for it) and reads back byte for byte, the last
+// bytes of the file included; the huge-page share is a fraction once the
+// file is resident, and unknown for a parsed buffer.
+TEST(GgufWriter, LargeFileMappedAtHugePageBoundary) {
+  constexpr int64_t kFloats = (int64_t(5) << 20) / 4 + 3;  // 5 MiB and 12 bytes
+  std::vector<float> v(static_cast<size_t>(kFloats));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i % 1000003);
+  Writer w;
+  w.add_tensor("big", GgmlType::F32, {kFloats}, v.data(), v.size() * 4);
+  const std::string path = tmp_path("large.gguf");
+  w.write(path);
+  File f = File::open(path);
+  const TensorInfo& t = f.tensor("big");
+  const uintptr_t base = reinterpret_cast<uintptr_t>(t.data) - f.data_offset() - t.offset;
+  EXPECT_EQ(base % (uintptr_t(2) << 20), 0u);
+  EXPECT_EQ(std::memcmp(t.data, v.data(), v.size() * 4), 0);
+  const double share = f.huge_page_share();
+  EXPECT_GE(share, 0.0);
+  EXPECT_LE(share, 1.0);
+  File moved = std::move(f);  // the mapping moves with the File
+  EXPECT_EQ(std::memcmp(moved.tensor("big").data + (v.size() - 1) * 4, &v.back(), 4), 0);
+
+  std::vector<uint8_t> bytes(std::filesystem::file_size(path));
+  FILE* in = std::fopen(path.c_str(), "rb");
+  ASSERT_NE(in, nullptr);
+  ASSERT_EQ(std::fread(bytes.data(), 1, bytes.size(), in), bytes.size());
+  std::fclose(in);
+  EXPECT_EQ(File::parse(bytes.data(), bytes.size()).huge_page_share(), -1.0);
 }
 
 TEST(GgufWriter, SetReplacesAndRemoveDeletes) {

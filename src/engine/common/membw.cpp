@@ -1,5 +1,7 @@
 #include "engine/common/membw.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -50,8 +52,28 @@ std::vector<Kernel> kernels() {
   return k;
 }
 
-struct FreeDeleter {
-  void operator()(void* p) const { std::free(p); }
+// The buffer: anonymous memory on a 2 MiB boundary, marked MADV_HUGEPAGE,
+// so the kernel may back it with 2 MiB pages as it may the weights' file
+// mapping (gguf::File::open asks for them too): the ceiling is measured
+// with the pages decoding gets at best. Without huge pages, 4 KiB pages.
+struct Buffer {
+  explicit Buffer(size_t n) : bytes(n + kAlign) {
+    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw Error("bandwidth: cannot allocate " + std::to_string(n) + " bytes");
+    base = static_cast<char*>(p);
+    data = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(base) + kAlign - 1) & ~(uintptr_t(kAlign) - 1));
+#ifdef MADV_HUGEPAGE
+    ::madvise(data, n, MADV_HUGEPAGE);  // a hint: EINVAL where THP is compiled out
+#endif
+  }
+  ~Buffer() { ::munmap(base, bytes); }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  char* get() const { return data; }
+
+  size_t bytes;
+  char* base = nullptr;
+  char* data = nullptr;
 };
 
 }  // namespace
@@ -64,11 +86,7 @@ BandwidthResult measure_read_bandwidth(int threads, size_t bytes, int passes) {
   // number of huge pages.
   bytes = std::max(bytes, size_t(threads) * 64 * kStep);
   bytes = (bytes + kAlign - 1) / kAlign * kAlign;
-  std::unique_ptr<char, FreeDeleter> buf(static_cast<char*>(std::aligned_alloc(kAlign, bytes)));
-  if (!buf) throw Error("bandwidth: cannot allocate " + std::to_string(bytes) + " bytes");
-  // Ordinary pages, as STREAM's arrays and the weights' file mapping get
-  // (no transparent huge pages asked for: on the development machine they
-  // read 1.35x faster than 4 KiB pages, a speed no file mapping reaches).
+  Buffer buf(bytes);
   const size_t steps = bytes / kStep;
 
   // Each thread first writes its own slice (so its pages are local to it),

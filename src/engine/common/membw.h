@@ -20,7 +20,8 @@ struct BandwidthResult {
   std::string kernel;  // the read kernel of the best pass: "avx512", "avx2" or "portable"
 };
 
-// Reads a buffer of `bytes` (default 1 GiB, ordinary pages) with `threads`
+// Reads a buffer of `bytes` (default 1 GiB; transparent huge pages asked
+// for, as for the weights' file mapping) with `threads`
 // threads, `passes` times with each read kernel this CPU has (cpu_level(),
 // so HAI_CPU can force the portable one), and returns the best pass.
 // Throws hai::Error for threads or passes < 1.

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
+#include <cstdio>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -294,6 +296,76 @@ int64_t TensorInfo::n_elements() const {
 
 // ---------------------------------------------------------------- File
 
+namespace {
+
+constexpr size_t kHugePage = size_t(2) << 20;
+
+// Maps the whole file read-only. A file of at least two huge pages is mapped
+// at a 2 MiB-aligned address and marked MADV_HUGEPAGE: where the kernel's
+// page cache holds the file in 2 MiB folios (ext4/xfs with large folios,
+// Linux 6.x; MADV_HUGEPAGE makes the faults read ahead in 2 MiB units), a
+// 2 MiB page of the file is then mapped by one page-table entry, and
+// streaming the weights through it needs 512x fewer TLB entries. Measured on
+// the development machine (one thread reading a 336 MiB model): 31.5 GB/s
+// against 20 GB/s with 4 KiB pages. Only a hint: nothing changes where the
+// kernel or file system cannot do it.
+void* map_file(int fd, size_t size) {
+  if (size < 2 * kHugePage) return ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  // Reserve size + 2 MiB of address space, place the file at the first
+  // aligned address inside it, give back the rest.
+  const size_t span = size + kHugePage;
+  void* r = ::mmap(nullptr, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (r == MAP_FAILED) return ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(r);
+  const uintptr_t at = (lo + kHugePage - 1) & ~(uintptr_t(kHugePage) - 1);
+  void* map = ::mmap(reinterpret_cast<void*>(at), size, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
+  if (map == MAP_FAILED) {
+    const int e = errno;
+    ::munmap(r, span);
+    errno = e;
+    return MAP_FAILED;
+  }
+  // The slack before and after the file (page-granular; the tail of the
+  // file's last page belongs to the file mapping).
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t end = (at + size + page - 1) & ~(page - 1);
+  if (at > lo) ::munmap(r, at - lo);
+  if (lo + span > end) ::munmap(reinterpret_cast<void*>(end), lo + span - end);
+#ifdef MADV_HUGEPAGE
+  ::madvise(map, size, MADV_HUGEPAGE);  // a hint: EINVAL where THP is compiled out
+#endif
+  return map;
+}
+
+}  // namespace
+
+double File::huge_page_share() const {
+  if (map_ == nullptr) return -1.0;
+  std::FILE* f = std::fopen("/proc/self/smaps", "r");
+  if (f == nullptr) return -1.0;
+  const uintptr_t start = reinterpret_cast<uintptr_t>(map_);
+  char line[512];
+  bool in_vma = false;
+  double rss = -1.0, pmd = 0.0;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    unsigned long lo = 0, hi = 0;
+    // A VMA header: "lo-hi perms offset dev inode path"; no key line below
+    // it ("Rss:       123 kB", "FilePmdMapped: ...") reads as hex-hex.
+    if (std::sscanf(line, "%lx-%lx", &lo, &hi) == 2) {
+      if (in_vma) break;
+      in_vma = lo == start;
+      continue;
+    }
+    if (!in_vma) continue;
+    unsigned long kb = 0;
+    if (std::sscanf(line, "Rss: %lu kB", &kb) == 1) rss = static_cast<double>(kb);
+    if (std::sscanf(line, "FilePmdMapped: %lu kB", &kb) == 1) pmd = static_cast<double>(kb);
+  }
+  std::fclose(f);
+  if (rss <= 0.0) return rss < 0.0 ? -1.0 : 0.0;
+  return pmd / rss;
+}
+
 File File::open(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw Error(path + ": cannot open: " + std::strerror(errno));
@@ -312,7 +384,7 @@ File File::open(const std::string& path) {
     ::close(fd);
     throw Error(path + ": empty file (not a GGUF file)");
   }
-  void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  void* map = map_file(fd, size);
   int e = errno;
   ::close(fd);
   if (map == MAP_FAILED) throw Error(path + ": cannot map: " + std::strerror(e));

@@ -112,6 +112,9 @@ struct TensorInfo {
 class File {
  public:
   // Maps and parses `path`. Throws hai::Error("PATH: ...") on any problem.
+  // The weights are used in place from the mapping (read-only, private);
+  // files of 4 MiB and more are mapped at a 2 MiB-aligned address with
+  // MADV_HUGEPAGE, so the kernel may map them with huge pages.
   static File open(const std::string& path);
   // Parses a buffer that the caller keeps alive (used by the fuzzer and tests).
   // `name` is used in error messages.
@@ -126,6 +129,12 @@ class File {
   size_t alignment() const { return alignment_; }
   size_t data_offset() const { return data_offset_; }
   size_t file_size() const { return size_; }
+  // The share (0..1) of the file's resident pages in this process that the
+  // kernel maps with 2 MiB pages (files of 4 MiB and more are mapped for
+  // that: see open()); -1 when unknown (a parsed buffer, no /proc). Read
+  // from /proc/self/smaps, so it costs a few milliseconds: for reports such
+  // as `hai bench`, not for hot paths.
+  double huge_page_share() const;
 
   // Metadata in file order.
   const std::vector<std::pair<std::string, Value>>& metadata() const { return kv_; }
