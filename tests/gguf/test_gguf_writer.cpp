@@ -220,12 +220,54 @@ TEST(GgufWriter, LargeFileMappedAtHugePageBoundary) {
   File moved = std::move(f);  // the mapping moves with the File
   EXPECT_EQ(std::memcmp(moved.tensor("big").data + (v.size() - 1) * 4, &v.back(), 4), 0);
 
-  std::vector<uint8_t> bytes(std::filesystem::file_size(path));
-  FILE* in = std::fopen(path.c_str(), "rb");
-  ASSERT_NE(in, nullptr);
-  ASSERT_EQ(std::fread(bytes.data(), 1, bytes.size(), in), bytes.size());
-  std::fclose(in);
-  EXPECT_EQ(File::parse(bytes.data(), bytes.size()).huge_page_share(), -1.0);
+  const std::string bytes = hai::test::read_file(path);
+  EXPECT_EQ(File::parse(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()).huge_page_share(), -1.0);
+}
+
+// prefer_huge_pages: forced to map the file again (min_share above 1), the
+// tensors still read the file's bytes at their new place; a small file and
+// a parsed buffer are left alone; a file changed on disk since open() is not
+// mapped again.
+TEST(GgufWriter, PreferHugePagesKeepsTheData) {
+  constexpr int64_t kFloats = (int64_t(65) << 20) / 4;  // 65 MiB: above the 64 MiB floor
+  std::vector<float> v(static_cast<size_t>(kFloats));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>((i * 2654435761u) % 1000003);
+  Writer w;
+  w.add_tensor("a", GgmlType::F32, {4096}, v.data(), 4096 * 4);
+  w.add_tensor("b", GgmlType::F32, {kFloats - 4096}, v.data() + 4096, (v.size() - 4096) * 4);
+  const std::string path = tmp_path("prefer.gguf");
+  w.write(path);
+  {
+    File f = File::open(path);
+    const bool remapped = f.prefer_huge_pages(1.01);
+    const double share = f.huge_page_share();
+    EXPECT_GE(share, 0.0);
+    EXPECT_LE(share, 1.0);
+    EXPECT_EQ(std::memcmp(f.tensor("a").data, v.data(), 4096 * 4), 0);
+    EXPECT_EQ(std::memcmp(f.tensor("b").data, v.data() + 4096, (v.size() - 4096) * 4), 0);
+    if (remapped) {  // the new mapping is aligned too
+      const TensorInfo& t = f.tensor("a");
+      EXPECT_EQ((reinterpret_cast<uintptr_t>(t.data) - f.data_offset() - t.offset) % (uintptr_t(2) << 20), 0u);
+    }
+  }
+  {
+    File f = File::open(path);
+    // Replaced on disk (new inode) after open: never mapped again.
+    w.write(path);
+    EXPECT_FALSE(f.prefer_huge_pages(1.01));
+    EXPECT_EQ(std::memcmp(f.tensor("b").data, v.data() + 4096, (v.size() - 4096) * 4), 0);
+  }
+  std::filesystem::remove(path);
+
+  Writer small;
+  small.add_tensor("s", GgmlType::F32, {1024}, v.data(), 4096);
+  const std::string small_path = tmp_path("prefer_small.gguf");
+  small.write(small_path);
+  File s = File::open(small_path);
+  EXPECT_FALSE(s.prefer_huge_pages(1.01));
+  EXPECT_EQ(std::memcmp(s.tensor("s").data, v.data(), 4096), 0);
+  const std::string bytes = hai::test::read_file(small_path);
+  EXPECT_FALSE(File::parse(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()).prefer_huge_pages(1.01));
 }
 
 TEST(GgufWriter, SetReplacesAndRemoveDeletes) {

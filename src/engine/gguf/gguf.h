@@ -135,6 +135,20 @@ class File {
   // from /proc/self/smaps, so it costs a few milliseconds: for reports such
   // as `hai bench`, not for hot paths.
   double huge_page_share() const;
+  // For a model about to run: pages the whole file in (like MAP_POPULATE)
+  // and, when less than `min_share` of it is then mapped with 2 MiB pages
+  // although the kernel can cache files in huge pages, maps it again after
+  // dropping its page-cache pages (posix_fadvise DONTNEED; only pages no
+  // process maps), so that it is read back in 2 MiB units. A file that came
+  // into the page cache in 4 KiB pieces (faulted in by a program that did
+  // not ask for huge pages) otherwise stays that way, and decoding, which
+  // streams every weight per token, reads it markedly slower. Tensor data
+  // pointers move with the mapping: call it before handing them out.
+  // Returns whether it mapped the file again. Does nothing for files under
+  // 64 MiB, for files larger than 80% of the available memory, when the
+  // file changed on disk since open(), or with HAI_HUGE_PAGES=0 in the
+  // environment. Throws hai::Error if the second mapping fails.
+  bool prefer_huge_pages(double min_share = 0.9);
 
   // Metadata in file order.
   const std::vector<std::pair<std::string, Value>>& metadata() const { return kv_; }
@@ -166,6 +180,9 @@ class File {
   const uint8_t* base_ = nullptr;
   size_t size_ = 0;
   void* map_ = nullptr;  // non-null when we own an mmap
+  // Identity of the mapped file (prefer_huge_pages maps it again only if unchanged).
+  uint64_t dev_ = 0, ino_ = 0;
+  int64_t mtime_s_ = 0, mtime_ns_ = 0;
   uint32_t version_ = 0;
   size_t alignment_ = 32;
   size_t data_offset_ = 0;

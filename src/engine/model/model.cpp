@@ -204,7 +204,11 @@ Weight bind_weight(const gguf::File& f, const std::string& name) {
   return w;
 }
 
-std::unique_ptr<Model> Model::load(const std::string& path) { return from_file(gguf::File::open(path)); }
+std::unique_ptr<Model> Model::load(const std::string& path) {
+  gguf::File file = gguf::File::open(path);
+  file.prefer_huge_pages();  // pages the weights in, in 2 MiB pages where the kernel can
+  return from_file(std::move(file));
+}
 
 std::unique_ptr<Model> Model::from_file(gguf::File file) {
   std::unique_ptr<Model> m(new Model(std::move(file)));

@@ -115,7 +115,9 @@ struct Layer {
 
 class Model {
  public:
-  // Opens, maps and checks `path`. Throws hai::Error("PATH: ...").
+  // Opens, maps and checks `path`, and pages the weights in (in 2 MiB pages
+  // where the kernel can: gguf::File::prefer_huge_pages). Throws
+  // hai::Error("PATH: ...").
   static std::unique_ptr<Model> load(const std::string& path);
   // Binds the weights of an already opened file (which is moved in).
   static std::unique_ptr<Model> from_file(gguf::File file);
