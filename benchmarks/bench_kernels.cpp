@@ -165,14 +165,20 @@ void register_ggml_order() {
 // (ggml_order::gemm -> gemv_avx512) and the rows split over 1 or 2 threads
 // in groups of 8 as model::matmul does. bytes_per_second against
 // `hai bench --bandwidth` says how close decode gets to the memory's limit.
-void run_decode_stream(benchmark::State& state, GgmlType t) {
+// in_cache: one matrix of at most 256 KiB (the same row length, fewer
+// rows), read again and again from the L2 cache: the kernel's own speed,
+// without the memory's limit.
+void run_decode_stream(benchmark::State& state, GgmlType t, bool in_cache) {
   namespace go = hai::model::ggml_order;
   const bool k_quant = t == GgmlType::Q4_K || t == GgmlType::Q6_K;
-  const int64_t rows = k_quant ? 896 : 4864, cols = k_quant ? 4864 : 896;
+  const int64_t cols = k_quant ? 4864 : 896;
   const size_t row_bytes = hai::row_size(t, cols);
+  const int64_t model_rows = k_quant ? 896 : 4864;
+  const int64_t rows = in_cache ? std::max<int64_t>(8, static_cast<int64_t>((size_t(256) << 10) / row_bytes) / 8 * 8)
+                                : model_rows;
   const Weights proto = make(t, 64, cols, 1);  // 64 distinct rows, copied over the matrices
   const size_t matrix_bytes = row_bytes * static_cast<size_t>(rows);
-  const size_t n_matrices = ((size_t(64) << 20) + matrix_bytes - 1) / matrix_bytes;
+  const size_t n_matrices = in_cache ? 1 : ((size_t(64) << 20) + matrix_bytes - 1) / matrix_bytes;
   std::vector<uint8_t> w(matrix_bytes * n_matrices);
   for (size_t r = 0; r < w.size() / row_bytes; ++r)
     std::memcpy(w.data() + r * row_bytes, proto.w.data() + (r * 7 % 64) * row_bytes, row_bytes);
@@ -210,12 +216,20 @@ void run_decode_stream(benchmark::State& state, GgmlType t) {
 void register_decode_stream() {
   for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::F16}) {
     const std::string name = "GgmlOrder/Decode/" + std::string(hai::type_name(t));
-    benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { run_decode_stream(st, t); })
+    benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { run_decode_stream(st, t, false); })
         ->Arg(1)
         ->Arg(2)
         ->ArgName("threads")
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
+  }
+  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::F16}) {
+    const std::string name = "GgmlOrder/DecodeInCache/" + std::string(hai::type_name(t));
+    benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { run_decode_stream(st, t, true); })
+        ->Arg(1)
+        ->ArgName("threads")
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
   }
 }
 

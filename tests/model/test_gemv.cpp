@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <random>
 #include <string>
 #include <utility>
@@ -78,6 +79,86 @@ TEST(Gemv, StridedRowsAndExtremeActivations) {
             p, [&](const ggml_order::GemmArgs& g) { ggml_order::gemm(type, g); }, "strided gemm");
       }
   }
+}
+
+// The Q4_0 kernel takes 8 rows and 2 blocks per step: every row count of
+// a group and a half (1..17) with 1..6 blocks (odd counts end on a single
+// block), against the portable kernel.
+TEST(Gemv, Q4_0EveryRowCountAndBlockCount) {
+  uint32_t seed = 700;
+  int64_t compared = 0;
+  for (int64_t rows = 1; rows <= 17; ++rows)
+    for (int64_t nb = 1; nb <= 6; ++nb) {
+      auto p = make_problem(GgmlType::Q4_0, 32 * nb, rows, seed++, 0, /*raw_activations=*/true);
+      compared += expect_bits_equal_portable(
+          p, [&](const ggml_order::GemmArgs& g) { ggml_order::gemm(GgmlType::Q4_0, g); }, "q4_0 gemm");
+    }
+  EXPECT_EQ(compared, 17 * 18 / 2 * 6);
+}
+
+// The integer parts at their extremes: every weight -8 (level 0) or 7
+// (level 15) against every activation -128 or 127, so that the kernel's
+// partial sums reach the ends of their int16 range (a block's sum reaches
+// 32 * -8 * -128 = 32768, one more than int16 holds). With all scales 1
+// the sums are exact in float: acc = nb * s.
+TEST(Gemv, Q4_0ExtremeIntegerSums) {
+  struct Case {
+    uint8_t qs;  // both nibbles of every byte
+    int8_t y;
+    float block_sum;
+  };
+  const Case cases[] = {{0x00, -128, 32768.0f}, {0x00, 127, -32512.0f}, {0xFF, -128, -28672.0f},
+                        {0xFF, 127, 28448.0f},  {0x0F, -128, 2048.0f},  {0xF0, 127, -2032.0f}};
+  const uint16_t one = fp32_to_fp16(1.0f);
+  for (const Case& c : cases)
+    for (int64_t nb : {int64_t(1), int64_t(2), int64_t(3), int64_t(28)})
+      for (int64_t rows : {int64_t(1), int64_t(8), int64_t(11)}) {
+        test::Problem p;
+        p.type = GgmlType::Q4_0;
+        p.n = 32 * nb;
+        p.rows = rows;
+        p.stride = static_cast<size_t>(18 * nb);
+        p.w = std::make_unique<test::GuardedBuffer>(p.stride * rows);
+        p.a = std::make_unique<test::GuardedBuffer>(static_cast<size_t>(34 * nb));
+        for (int64_t b = 0; b < nb * rows; ++b) {
+          std::memcpy(p.w->data() + 18 * b, &one, 2);
+          std::memset(p.w->data() + 18 * b + 2, c.qs, 16);
+        }
+        for (int64_t b = 0; b < nb; ++b) {
+          std::memcpy(p.a->data() + 34 * b, &one, 2);
+          std::memset(p.a->data() + 34 * b + 2, static_cast<uint8_t>(c.y), 32);
+        }
+        expect_bits_equal_portable(
+            p, [&](const ggml_order::GemmArgs& g) { ggml_order::gemm(GgmlType::Q4_0, g); }, "q4_0 extremes");
+        std::vector<float> y(static_cast<size_t>(rows), 0.0f);
+        ggml_order::gemm(GgmlType::Q4_0, test::args(p, y.data()));
+        for (int64_t r = 0; r < rows; ++r)
+          EXPECT_EQ(y[static_cast<size_t>(r)], c.block_sum * static_cast<float>(nb))
+              << "qs " << int(c.qs) << " y " << int(c.y) << " nb " << nb << " row " << r;
+      }
+}
+
+// The Q4_0 kernel keeps the activations it prepared last (per thread) and
+// reuses them while the activation row is unchanged: a row changed in place
+// at the same address, in any block (the last one, a scale alone), or a
+// shorter row at the same address, must be prepared anew.
+TEST(Gemv, Q4_0ActivationsChangedInPlace) {
+  auto p = make_problem(GgmlType::Q4_0, 32 * 9, 11, 800);
+  auto run = [&](const std::string& what) {
+    expect_bits_equal_portable(
+        p, [&](const ggml_order::GemmArgs& g) { ggml_order::gemm(GgmlType::Q4_0, g); }, what);
+  };
+  run("first");
+  run("again, unchanged");
+  uint8_t* a = p.a->data();
+  a[34 * 8 + 2 + 31] ^= 0x55;  // the last activation of the last block
+  run("last block changed");
+  a[34 * 4 + 1] ^= 0x01;  // a scale alone
+  run("scale changed");
+  a[2] = static_cast<uint8_t>(-128);
+  run("first activation changed");
+  p.n = 32 * 8;  // a shorter row at the same address
+  run("shorter row");
 }
 
 // Results land in y[r] for r < n_rows only: nothing before or after.
