@@ -1,36 +1,46 @@
 // A persistent pool of worker threads for the engine's parallel loops.
 //
 // The threads are created once; each call to run() or parallel_for() splits
-// the job into size() parts, wakes the workers, and returns when every part
-// is done. The calling thread works too. Decoding calls this hundreds of
-// times per token, so waking and joining are cheap: workers spin on an atomic
-// job word for a short while before sleeping on it (futex via
+// the job into parts, wakes the workers, and returns when every part is
+// done. The calling thread works too. Decoding calls this hundreds of times
+// per token, so waking and joining are cheap: workers spin on an atomic job
+// word for a short while before sleeping on it (futex via
 // std::atomic::wait), and the shared counters live on separate cache lines.
 //
 // Parts are claimed from an atomic counter: each thread takes the next
-// unstarted part, so when a worker is slow to wake (a busy machine) the
-// others, the caller included, do its part instead of waiting for it.
+// unstarted part as soon as it is free. A job split into more parts than
+// threads therefore balances itself: a thread that is slower (woken late, its
+// core busy, its memory stream slower) simply runs fewer parts, and the
+// threads finish at most one part apart.
 //
 //   hai::ThreadPool pool(4);
 //   pool.parallel_for(0, rows, [&](int64_t lo, int64_t hi) { ... rows lo..hi-1 ... });
+//   pool.parallel_for(0, rows, 32, [&](int64_t lo, int64_t hi) { ... });  // 32 parts
 //
-// Chunking is static: part i is always the i-th of n contiguous, nearly
-// equal ranges. A job that throws: the first exception is rethrown by the
-// caller after every part has finished. Not reentrant: one job at a time,
-// and a job must not call back into the same pool.
+// Part i of a range is always the i-th of n contiguous, nearly equal chunks
+// (chunk()); which thread runs it is not fixed. A job that throws: the first
+// exception is rethrown by the caller after every part has finished. Not
+// reentrant: one job at a time, and a job must not call back into the same
+// pool.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <exception>
 #include <mutex>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace hai {
 
 class ThreadPool {
  public:
+  // The most parts one job can have.
+  static constexpr int kMaxParts = (1 << 20) - 1;
+
   // n_threads >= 1 threads in all, including the caller (so n_threads - 1
   // workers are started). 0 means std::thread::hardware_concurrency().
   explicit ThreadPool(int n_threads = 0);
@@ -41,24 +51,41 @@ class ThreadPool {
 
   int size() const { return n_threads_; }
 
-  // Calls fn(ith, nth) once for every part ith = 0..nth-1 (nth = size()),
-  // in parallel, each on whichever pool thread claims it.
+  // Calls fn(ith, n_parts) once for every part ith = 0..n_parts-1, in
+  // parallel, each on whichever pool thread claims it first. n_parts is
+  // clamped to [1, kMaxParts].
   template <typename F>
-  void run(F&& fn) {
+  void run(int n_parts, F&& fn) {
     using Fn = std::remove_reference_t<F>;
     run_raw(
-        [](void* ctx, int ith, int nth) { (*static_cast<Fn*>(ctx))(ith, nth); }, const_cast<void*>(static_cast<const void*>(&fn)));
+        [](void* ctx, int ith, int nth) { (*static_cast<Fn*>(ctx))(ith, nth); },
+        const_cast<void*>(static_cast<const void*>(&fn)), n_parts);
   }
 
-  // Splits [begin, end) into size() contiguous chunks and calls fn(lo, hi)
-  // for each non-empty one, in parallel.
+  // run() with one part per thread: fn(ith, size()).
+  template <typename F>
+  void run(F&& fn) {
+    run(n_threads_, std::forward<F>(fn));
+  }
+
+  // Splits [begin, end) into n_parts contiguous chunks (chunk(); at most
+  // end - begin of them, so none is empty) and calls fn(lo, hi) for each,
+  // in parallel. Worth more parts than threads when the chunks' costs may
+  // differ or the threads' speeds may; each part costs an atomic claim.
+  template <typename F>
+  void parallel_for(int64_t begin, int64_t end, int64_t n_parts, F&& fn) {
+    if (end <= begin) return;
+    const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({n_parts, end - begin, kMaxParts})));
+    run(parts, [&](int ith, int nth) {
+      auto [lo, hi] = chunk(begin, end, ith, nth);
+      fn(lo, hi);
+    });
+  }
+
+  // parallel_for() in size() parts.
   template <typename F>
   void parallel_for(int64_t begin, int64_t end, F&& fn) {
-    if (end <= begin) return;
-    run([&](int ith, int nth) {
-      auto [lo, hi] = chunk(begin, end, ith, nth);
-      if (lo < hi) fn(lo, hi);
-    });
+    parallel_for(begin, end, n_threads_, std::forward<F>(fn));
   }
 
   // The ith of nth nearly equal contiguous chunks of [begin, end).
@@ -71,7 +98,7 @@ class ThreadPool {
 
  private:
   using RawFn = void (*)(void* ctx, int ith, int nth);
-  void run_raw(RawFn fn, void* ctx);
+  void run_raw(RawFn fn, void* ctx, int n_parts);
   void worker();
   void work_on(uint64_t job);  // claims and runs parts of the job until none is left
 
@@ -84,7 +111,11 @@ class ThreadPool {
   RawFn fn_ = nullptr;
   void* ctx_ = nullptr;
 
-  // The job word: generation (high 32 bits) | next unclaimed part (low 32).
+  // The job word: generation (24 bits) | part count (20) | next unclaimed
+  // part (20). Everything a thread needs to claim a part travels in this one
+  // word, so a thread still holding an older job's word can never claim a
+  // part of a newer job with the older job's count: its compare-exchange
+  // fails instead.
   alignas(64) std::atomic<uint64_t> job_{0};
   alignas(64) std::atomic<int> done_{0};  // parts finished in this job
   alignas(64) std::atomic<bool> stop_{false};

@@ -230,9 +230,7 @@ BertEncoder::BertEncoder(const BertModel& model, int n_threads) : model_(model),
   if (n_threads < 1 || n_threads > 1024)
     throw Error("thread count must be in [1, 1024], got " + std::to_string(n_threads));
   pool_ = std::make_unique<ThreadPool>(n_threads);
-  pfor_ = [pool = pool_.get()](int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
-    pool->parallel_for(0, n, fn);
-  };
+  pfor_ = ParallelFor(pool_.get());
 }
 
 BertEncoder::~BertEncoder() = default;

@@ -20,9 +20,7 @@ Context::Context(const Model& model, int64_t n_ctx, int n_threads, int n_seq, Kv
   cache_ = KvCache(hp_.n_layer, n_ctx, hp_.n_embd_k(), hp_.n_embd_v(), n_seq, kv_type, hp_.head_dim_k, hp_.head_dim_v);
   len_.assign(static_cast<size_t>(n_seq), 0);
   pool_ = std::make_unique<ThreadPool>(n_threads);
-  pfor_ = [pool = pool_.get()](int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
-    pool->parallel_for(0, n, fn);
-  };
+  pfor_ = ParallelFor(pool_.get());
 }
 
 Context::~Context() = default;

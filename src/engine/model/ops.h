@@ -7,16 +7,52 @@
 
 #include <cstdint>
 #include <functional>
+#include <type_traits>
 #include <vector>
 
+#include "engine/common/thread_pool.h"
 #include "engine/model/model.h"
 
 namespace hai::model {
 
-// Runs fn(begin, end) over [0, n) split into contiguous ranges, possibly on
-// several threads; returns when all are done.
-using ParallelFor = std::function<void(int64_t n, const std::function<void(int64_t, int64_t)>& fn)>;
-// The trivial one: fn(0, n) on the calling thread.
+// How the kernels' loops are spread over threads.
+//
+//   pfor(n, fn)       runs fn(begin, end) over [0, n) split into contiguous
+//                     ranges, one per thread, possibly on several threads;
+//                     returns when all are done.
+//   pfor.fine(n, fn)  the same with each of the n items a range of its own,
+//                     for a caller that made its items worth that (each
+//                     costs an atomic claim, and in a matrix product a cold
+//                     start): with a pool, the threads claim the items as
+//                     they free up, so that they finish at most one item
+//                     apart however their speeds differ.
+//   pfor.threads()    how many threads run the ranges (1 when unknown).
+//
+// Made from a ThreadPool, or from any callable fn(n, body) (run_serial, a
+// test's loop), which then serves both pfor() and fine().
+class ParallelFor {
+ public:
+  using Body = std::function<void(int64_t, int64_t)>;
+
+  ParallelFor() : ParallelFor(run_serial) {}
+  explicit ParallelFor(ThreadPool* pool) : pool_(pool) {}
+  template <typename F>
+    requires(!std::is_same_v<std::decay_t<F>, ParallelFor> && std::is_invocable_v<F&, int64_t, const Body&>)
+  ParallelFor(F fn) : fn_(std::move(fn)) {}  // NOLINT: implicit, so that a plain loop function converts
+
+  void operator()(int64_t n, const Body& fn) const;
+  void fine(int64_t n, const Body& fn) const;
+  int threads() const { return pool_ ? pool_->size() : 1; }
+
+  // The trivial loop: fn(0, n) on the calling thread.
+  static void run_serial(int64_t n, const Body& fn);
+
+ private:
+  ThreadPool* pool_ = nullptr;
+  std::function<void(int64_t, const Body&)> fn_;
+};
+
+// fn(0, n) on the calling thread (ParallelFor::run_serial).
 void run_serial(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
 
 // out = x / sqrt(mean(x^2) + eps) * w   (w may be null: no weight)
@@ -30,8 +66,11 @@ void rmsnorm(float* out, const float* x, const float* w, int64_t n, float eps);
 // reference's order (ggml_order.h) for F16, Q8_0, Q4_0, Q4_K and Q6_K, with
 // hai::vec_dot for the other types. Those five are computed in tiles of
 // rows x tokens (ggml_order::gemm; one token, as in decode: its
-// single-token kernels), each output bit-identical to computing it alone;
-// the threads split the rows in groups of 8. A few activation rows (up to
+// single-token kernels), each output bit-identical to computing it alone,
+// however the rows are split. The threads split the rows in groups of 8:
+// one contiguous part per thread, or, for a product of more than 32 MB of
+// weights (a model's output matrix), parts of about 4 MB that the threads
+// claim as they free up (ParallelFor::fine). A few activation rows (up to
 // 8192 values) are converted on the calling thread, more by the threads.
 // `bias`, if given, is added. `scratch` is reused between calls to hold the
 // converted activations.
