@@ -166,7 +166,11 @@ std::vector<TensorSpec> bert_expected_tensors(const BertHparams& hp) {
   return t;
 }
 
-std::unique_ptr<BertModel> BertModel::load(const std::string& path) { return from_file(gguf::File::open(path)); }
+std::unique_ptr<BertModel> BertModel::load(const std::string& path) {
+  gguf::File file = gguf::File::open(path);
+  file.prefer_huge_pages();  // pages the weights in, in 2 MiB pages where the kernel can
+  return from_file(std::move(file));
+}
 
 std::unique_ptr<BertModel> BertModel::from_file(gguf::File file) {
   std::unique_ptr<BertModel> m(new BertModel(std::move(file)));
