@@ -344,20 +344,6 @@ void* map_file(int fd, size_t size) {
   return map;
 }
 
-// "FileHugePages:" of /proc/meminfo in kB (page-cache memory in 2 MiB
-// folios, system-wide), or -1 if unknown. Nonzero means the kernel can cache
-// files in huge pages at all (Linux 6.x with large folios on ext4/xfs).
-long file_huge_pages_kb() {
-  std::FILE* f = std::fopen("/proc/meminfo", "r");
-  if (f == nullptr) return -1;
-  char line[256];
-  long kb = -1;
-  while (std::fgets(line, sizeof line, f) != nullptr)
-    if (std::sscanf(line, "FileHugePages: %ld kB", &kb) == 1) break;
-  std::fclose(f);
-  return kb;
-}
-
 // "MemAvailable:" of /proc/meminfo in bytes, or 0 if unknown.
 size_t mem_available() {
   std::FILE* f = std::fopen("/proc/meminfo", "r");
@@ -391,10 +377,11 @@ bool File::prefer_huge_pages(double min_share) {
   if (avail != 0 && size_ > avail / 10 * 8) return false;  // would push other memory out
   populate(map_, size_);
   const double share = huge_page_share();
-  if (share < 0 || share >= min_share) return false;
-  // Only where the kernel can cache files in huge pages at all: otherwise
-  // reading the file again would gain nothing.
-  if (share == 0 && file_huge_pages_kb() <= 0) return false;
+  // Only where some of this very file is in huge pages already: the kernel
+  // and file system can cache it so, and reading it again gains something
+  // (a file system without large folios, tmpfs, a network file system: 0,
+  // and no second read).
+  if (share <= 0 || share >= min_share) return false;
 
   // The same file still (not replaced since it was opened)?
   const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);

@@ -136,10 +136,10 @@ class File {
   // as `hai bench`, not for hot paths.
   double huge_page_share() const;
   // For a model about to run: pages the whole file in (like MAP_POPULATE)
-  // and, when less than `min_share` of it is then mapped with 2 MiB pages
-  // although the kernel can cache files in huge pages, maps it again after
-  // dropping its page-cache pages (posix_fadvise DONTNEED; only pages no
-  // process maps), so that it is read back in 2 MiB units. A file that came
+  // and, when some but less than `min_share` of it is then mapped with
+  // 2 MiB pages (some: the kernel can cache this file in huge pages), maps
+  // it again after dropping its page-cache pages (posix_fadvise DONTNEED;
+  // only pages no process maps), so that it is read back in 2 MiB units. A file that came
   // into the page cache in 4 KiB pieces (faulted in by a program that did
   // not ask for huge pages) otherwise stays that way, and decoding, which
   // streams every weight per token, reads it markedly slower. Tensor data
